@@ -1,0 +1,25 @@
+# Two commands set up a fresh machine: `make run` (default leaderboard) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.genrec-bench-installed
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The local CPU build of torch first, so nothing pulls a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+.PHONY: install run test lint
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/genrec-bench run --dataset ml-100k --split loo,temporal \
+		--methods pop,sasrec-ce,sasrec-bce,lightgcn --seeds 0,1,2
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check benchmark plugins tests

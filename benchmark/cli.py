@@ -1,0 +1,235 @@
+"""Command line: ``genrec-bench run | leaderboard | plugins | methods | datasets``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+from benchmark import plugins
+from benchmark.errors import BenchmarkError, ParameterError
+from benchmark.params import parse_assignments
+from benchmark.store import DEFAULT_URL, Store, run_key
+
+DEFAULT_METHODS = "pop,sasrec-ce,sasrec-bce,lightgcn"
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)]
+    except ValueError:
+        raise BenchmarkError(f"--seeds {text!r}: write integers separated by commas, e.g. 0,1,2") from None
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from benchmark.leaderboard import render
+    from benchmark.runner import RunRequest, execute, resolve_method, save_rankings
+
+    store = Store(args.store)
+    overrides = parse_assignments(args.param or [])
+    methods = _csv(args.methods)
+    splits = _csv(args.split)
+    seeds = _seeds(args.seeds)
+    # Resolve every method before training anything: a typo fails in a second, not an hour.
+    from benchmark.runner import declared_params
+
+    declared = set().union(*(declared_params(m) for m in methods))
+    for key in overrides:
+        if ":" not in key and key not in declared:
+            raise ParameterError(
+                f"--param {key}: no selected method declares it; known: {', '.join(sorted(declared))}"
+            )
+    for method in methods:
+        resolve_method(method, args.profile, _method_overrides(overrides, method))
+    command = "genrec-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.save_rankings:
+        Path(args.save_rankings).unlink(missing_ok=True)
+    started = time.perf_counter()
+    for split in splits:
+        for method in methods:
+            for seed in seeds:
+                request = RunRequest(
+                    dataset=args.dataset, split=split, method=method, seed=seed,
+                    profile=args.profile, params=_method_overrides(overrides, method),
+                    exclude_seen=args.exclude_seen, k_core=args.k_core,
+                )
+                label = f"{args.dataset} {split} {method} seed={seed}"
+                if not args.force and not args.save_rankings and _already_done(store, request):
+                    print(f"skip {label}: already in the store (--force re-runs it)")
+                    continue
+                row, evaluation, split_obj = execute(request, cache_dir=args.cache,
+                                                     progress=not args.no_progress)
+                store.add(row, command=command)
+                a = row["metrics"]["all"]
+                print(f"done {label}: R@10 {a['recall@10']:.4f} N@10 {a['ndcg@10']:.4f} "
+                      f"train {row['train_seconds']:.1f}s")
+                if args.save_rankings:
+                    save_rankings(args.save_rankings, split_obj, evaluation, method, seed)
+        path = render(store, args.dataset, split, args.leaderboards)
+        print(f"leaderboard: {path}")
+    print(f"wall time: {time.perf_counter() - started:.1f}s")
+
+
+def _method_overrides(overrides: dict[str, str], method: str) -> dict[str, str]:
+    """``--param recommender.epochs=3`` applies to every method declaring that parameter;
+    ``--param sasrec-ce:recommender.epochs=3`` to one method (unknown names fail there)."""
+    from benchmark.runner import declared_params
+
+    declared = declared_params(method)
+    chosen = {}
+    for key, value in overrides.items():
+        target, sep, name = key.partition(":")
+        if not sep and key in declared:
+            chosen[key] = value
+        elif sep and target == method:
+            chosen[name] = value
+    return chosen
+
+
+def _already_done(store: Store, request) -> bool:
+    from benchmark.runner import load_split, resolve_method
+
+    method = resolve_method(request.method, request.profile, request.params)
+    split = load_split(request.dataset, request.split, request.k_core)
+    return store.has(run_key({
+        "dataset": request.dataset, "split": request.split, "split_digest": split.digest(),
+        "method": request.method, "params": method.params, "seed": request.seed,
+        "profile": request.profile, "exclude_seen": request.exclude_seen,
+    }))
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from benchmark.leaderboard import render
+
+    store = Store(args.store)
+    pairs = store.combinations()
+    if args.dataset:
+        pairs = [p for p in pairs if p[0] == args.dataset]
+    if args.split:
+        pairs = [p for p in pairs if p[1] in _csv(args.split)]
+    if not pairs:
+        raise BenchmarkError(f"no runs in {args.store} for these filters; run `genrec-bench run` first")
+    for dataset, split in pairs:
+        print(render(store, dataset, split, args.leaderboards))
+
+
+def cmd_plugins(args: argparse.Namespace) -> None:
+    rows = [[p["name"], p["version"], ", ".join(p["hooks"])] for p in plugins.describe_plugins()]
+    print(tabulate(rows, headers=["Plugin", "Version", "Hooks"]))
+
+
+def cmd_methods(args: argparse.Namespace) -> None:
+    tokenizers, recommenders = plugins.get_tokenizers(), plugins.get_recommenders()
+    rows = []
+    for name, spec in sorted(plugins.get_methods().items()):
+        kind = tokenizers[spec.tokenizer].kind
+        rows.append([name + (":ARG" if spec.argument_param else ""), spec.tokenizer,
+                     spec.recommender, kind, spec.description])
+    print(tabulate(rows, headers=["Method", "Tokenizer", "Recommender", "Identifiers", "Description"]))
+    if args.params:
+        from benchmark.runner import resolve_method
+
+        method = resolve_method(args.params, args.profile)
+        declared = {p.name: p for p in recommenders[method.spec.recommender].params}
+        declared.update({p.name: p for p in tokenizers[method.spec.tokenizer].params})
+        table = []
+        for key, value in method.params.items():
+            param = declared[key.split(".", 1)[1]]
+            space = param.choices or ((param.low, param.high) if param.tunable else "fixed")
+            table.append([key, value, space, param.help])
+        print()
+        print(tabulate(table, headers=["Parameter", f"Value ({args.profile})", "Search space", "Meaning"]))
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from benchmark.runner import load_dataset, load_split
+
+    if not args.names:
+        rows = [[n, s.description] for n, s in sorted(plugins.get_datasets().items())]
+        print(tabulate(rows, headers=["Dataset", "Description"]))
+        return
+    for name in args.names:
+        data = load_dataset(name, args.k_core)
+        print(f"{name}: {data.n_users} users, {data.n_items} items, {data.n_interactions} "
+              f"interactions, density {data.density:.4%} (after {args.k_core}-core)")
+        rows = []
+        for split_name in _csv(args.split):
+            summary = load_split(name, split_name, args.k_core).summary()
+            for part in ("valid", "test"):
+                s = summary[part]
+                rows.append([split_name, part, s["cases"], s["warm"], s["cold"], f"{s['cold_share']:.2%}",
+                             summary["train_interactions"], summary["cold_items"]])
+        print(tabulate(rows, headers=["Split", "Part", "Cases", "Warm", "Cold", "Cold share",
+                                      "Train interactions", "Cold items"]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genrec-bench", description=__doc__)
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                        help="load a single-file plugin (repeatable)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train, evaluate, store and render leaderboards")
+    run.add_argument("--dataset", default="ml-100k")
+    run.add_argument("--split", default="loo", help="comma-separated: loo,temporal")
+    run.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated method names")
+    run.add_argument("--seeds", default="0,1,2")
+    run.add_argument("--profile", default="tiny", help="tiny (CPU, minutes) or paper")
+    run.add_argument("--param", action="append", metavar="[METHOD:]KEY=VALUE",
+                     help="override a parameter, e.g. recommender.epochs=3 or sasrec-ce:recommender.epochs=3")
+    run.add_argument("--exclude-seen", action="store_true", help="drop history items from every ranking")
+    run.add_argument("--k-core", type=int, default=5)
+    run.add_argument("--store", default=DEFAULT_URL, help="SQLAlchemy URL of the results store")
+    run.add_argument("--cache", default="runs/cache")
+    run.add_argument("--leaderboards", default="leaderboards")
+    run.add_argument("--save-rankings", metavar="FILE", help="write every test case's top-20 as JSON lines")
+    run.add_argument("--force", action="store_true", help="re-run runs already in the store")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    board = sub.add_parser("leaderboard", help="render leaderboards from the store")
+    board.add_argument("--dataset")
+    board.add_argument("--split")
+    board.add_argument("--store", default=DEFAULT_URL)
+    board.add_argument("--leaderboards", default="leaderboards")
+    board.set_defaults(func=cmd_leaderboard)
+
+    plug = sub.add_parser("plugins", help="list plugins, their hooks and versions")
+    plug.set_defaults(func=cmd_plugins)
+
+    methods = sub.add_parser("methods", help="list methods; --params M shows M's parameters")
+    methods.add_argument("--params", metavar="METHOD")
+    methods.add_argument("--profile", default="tiny")
+    methods.set_defaults(func=cmd_methods)
+
+    datasets = sub.add_parser("datasets", help="list datasets, or describe the named ones")
+    datasets.add_argument("names", nargs="*")
+    datasets.add_argument("--split", default="loo,temporal")
+    datasets.add_argument("--k-core", type=int, default=5)
+    datasets.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        for path in args.plugin:
+            plugins.load_plugin_file(path)
+        args.func(args)
+    except BenchmarkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

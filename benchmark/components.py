@@ -1,0 +1,278 @@
+"""What plugins build and what the harness calls: component interfaces and their specs.
+
+A plugin registers *specs* (name, factory, declared parameters); the harness builds the
+component from a spec and drives it. Identifier kinds:
+
+- ``atomic``    one id per item (the item index itself);
+- ``codes``     a tuple of discrete codes per item (``codes[i]``), per-level vocabularies;
+- ``text``      a string per item (title, category path...);
+- ``token_set`` an unordered set of token vectors per item, built jointly with its
+                recommender (SETRec).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from benchmark.data.dataset import PreparedDataset, RawDataset
+from benchmark.data.splits import Cases, Split
+from benchmark.params import Param
+
+IDENTIFIER_KINDS = ("atomic", "codes", "text", "token_set")
+
+
+@dataclass
+class CaseBatch:
+    """A batch of cases as a recommender sees them: no targets."""
+
+    users: np.ndarray
+    histories: list[np.ndarray]
+    seen: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass
+class TrainingData:
+    """The part of a split that fitting may read: training sequences and validation cases.
+
+    Test cases are not here on purpose: tokenizers and recommenders cannot see them.
+    """
+
+    dataset: PreparedDataset
+    split_name: str
+    train: list[np.ndarray]
+    train_timestamps: list[np.ndarray]
+    valid: Cases
+    train_counts: np.ndarray
+    group_of_item: np.ndarray
+    digest: str = ""
+
+    @classmethod
+    def from_split(cls, split: Split) -> TrainingData:
+        return cls(
+            dataset=split.dataset,
+            split_name=split.name,
+            digest=split.digest(),
+            train=split.train,
+            train_timestamps=split.train_timestamps,
+            valid=split.valid,
+            train_counts=split.train_counts,
+            group_of_item=split.group_of_item,
+        )
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+    @property
+    def n_users(self) -> int:
+        return self.dataset.n_users
+
+
+@dataclass
+class ItemIdentifiers:
+    """Identifiers for every catalog item, cold items included."""
+
+    kind: str
+    n_items: int
+    codes: np.ndarray | None = None
+    vocab_sizes: tuple[int, ...] = ()
+    texts: list[str] | None = None
+    token_sets: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in IDENTIFIER_KINDS:
+            raise ValueError(f"identifier kind {self.kind!r} is not one of {IDENTIFIER_KINDS}")
+
+
+@dataclass
+class RunInfo:
+    """Identity of one run, handed to lifecycle hooks and components."""
+
+    dataset: str
+    split: str
+    method: str
+    params: dict[str, Any]
+    seed: int
+    profile: str
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Encoder(Protocol):
+    """Turns item texts into dense vectors (one row per text)."""
+
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class Tokenizer(Protocol):
+    """Builds identifiers for every item from training interactions and item content."""
+
+    kind: str
+
+    def fit(self, data: TrainingData, context: FitContext) -> ItemIdentifiers: ...
+
+
+class Recommender:
+    """Base class for recommenders.
+
+    Subclasses implement :meth:`fit` and either :meth:`score` (one pass over the whole
+    catalog: the harness masks and ranks) or :meth:`recommend` (own top-k lists, e.g. by
+    constrained beam search).
+    """
+
+    accepts: frozenset[str] = frozenset({"atomic"})
+
+    def fit(self, data: TrainingData, identifiers: ItemIdentifiers, context: FitContext) -> None:
+        raise NotImplementedError
+
+    def score(self, batch: CaseBatch) -> np.ndarray | None:
+        """Scores of shape (len(batch), n_items), or ``None`` if this model generates lists."""
+        return None
+
+    def recommend(self, batch: CaseBatch, k: int) -> np.ndarray:
+        """Top-``k`` item indices per case (``-1`` pads short lists)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither score nor recommend")
+
+    def backbone(self) -> str:
+        """Short description of the model size for the leaderboard."""
+        return type(self).__name__
+
+
+@dataclass
+class FitContext:
+    """Services the harness offers while fitting: validation, lifecycle, cache, progress."""
+
+    run: RunInfo
+    seed: int
+    profile: str
+    cache_dir: str
+    validate: Callable[[Recommender], dict[str, float]]
+    epoch_end: Callable[[int, dict[str, float]], None]
+    progress: bool = True
+    device: str = "cpu"
+
+
+@dataclass
+class EvaluationInput:
+    """What an evaluator plugin reads after the test ranking."""
+
+    data: TrainingData
+    test: Cases
+    identifiers: ItemIdentifiers
+    rankings: np.ndarray
+    ranks: np.ndarray
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named dataset. ``load(argument)`` returns a :class:`RawDataset`.
+
+    With ``takes_argument`` the user writes ``name:ARGUMENT`` (a path, a category);
+    ``argument_required=False`` makes the argument optional.
+    """
+
+    name: str
+    load: Callable[[str | None], RawDataset]
+    description: str
+    takes_argument: bool = False
+    argument_help: str = ""
+    argument_required: bool = True
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    name: str
+    factory: Callable[[dict[str, Any]], Encoder]
+    description: str
+    params: tuple[Param, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """``factory(params, seed)`` builds a :class:`Tokenizer` producing ``kind`` identifiers.
+
+    ``joint`` marks tokenizers trained together with their recommender (SETRec): the
+    recommender receives the tokenizer's output only as a starting point.
+    """
+
+    name: str
+    factory: Callable[[dict[str, Any], int], Tokenizer]
+    kind: str
+    description: str
+    params: tuple[Param, ...] = ()
+    joint: bool = False
+
+
+@dataclass(frozen=True)
+class RecommenderSpec:
+    """``factory(params, seed)`` builds a :class:`Recommender` for identifier ``accepts``."""
+
+    name: str
+    factory: Callable[[dict[str, Any], int], Recommender]
+    accepts: frozenset[str]
+    description: str
+    params: tuple[Param, ...] = ()
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """``evaluate(input)`` returns extra named numbers stored with the run."""
+
+    name: str
+    evaluate: Callable[[EvaluationInput], Mapping[str, float]]
+    description: str
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A named tokenizer x recommender pairing with its defaults and search space.
+
+    ``defaults`` and ``profiles[profile]`` use dotted keys (``recommender.epochs``).
+    ``argument_param`` receives the ``ARG`` of ``name:ARG`` (``recbole:GRU4Rec``).
+    ``search_space`` names the dotted parameters Optuna tunes; empty means every
+    parameter that declares a range.
+    """
+
+    name: str
+    tokenizer: str
+    recommender: str
+    description: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    search_space: tuple[str, ...] = ()
+    argument_param: str | None = None
+    paper: str = ""
+
+
+def split_dotted(params: Mapping[str, Any], owner: str) -> tuple[dict, dict]:
+    """Separate ``tokenizer.x`` / ``recommender.y`` keys into two dicts."""
+    from benchmark.errors import ParameterError
+
+    parts: dict[str, dict] = {"tokenizer": {}, "recommender": {}}
+    for key, value in params.items():
+        prefix, _, name = key.partition(".")
+        if prefix not in parts or not name:
+            raise ParameterError(
+                f"{owner}: parameter {key!r} must start with 'tokenizer.' or 'recommender.'"
+            )
+        parts[prefix][name] = value
+    return parts["tokenizer"], parts["recommender"]
+
+
+def flatten(tokenizer: Mapping[str, Any], recommender: Mapping[str, Any]) -> dict[str, Any]:
+    flat = {f"tokenizer.{k}": v for k, v in tokenizer.items()}
+    flat.update({f"recommender.{k}": v for k, v in recommender.items()})
+    return flat
+

@@ -1,0 +1,1 @@
+"""Interactions, item catalogs, preprocessing, splits and file formats."""

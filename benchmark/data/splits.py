@@ -1,0 +1,235 @@
+"""Train / validation / test splits shared by every method.
+
+``loo``: per user the last interaction is the test case and the one before it the
+validation case (TIGER, LETTER, LC-Rec, LAMIA protocol). ``temporal``: one global time
+cut at 80% and 90% of interactions (SETRec, BIGRec protocol); every interaction after a
+cut is a case whose input is all of that user's earlier interactions.
+
+A case is *cold* when its target has no training interaction. Popularity groups G1
+(most popular) to G4 split the warm items into quarters by training count, each quarter
+holding a quarter of the items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from benchmark.data.dataset import PreparedDataset
+from benchmark.errors import BenchmarkError
+
+HISTORY_CAP = 20
+POPULARITY_GROUPS = ("G1", "G2", "G3", "G4")
+
+
+@dataclass
+class Cases:
+    """Evaluation cases as parallel arrays (one entry per case).
+
+    ``histories`` are the last ``HISTORY_CAP`` items before the target (model input);
+    ``seen`` are all the user's earlier items (for ``--exclude-seen``).
+    """
+
+    users: np.ndarray
+    histories: list[np.ndarray]
+    seen: list[np.ndarray]
+    targets: np.ndarray
+    timestamps: np.ndarray
+    cold: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    groups: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, index: np.ndarray) -> Cases:
+        index = np.asarray(index)
+        return Cases(
+            users=self.users[index],
+            histories=[self.histories[i] for i in index],
+            seen=[self.seen[i] for i in index],
+            targets=self.targets[index],
+            timestamps=self.timestamps[index],
+            cold=self.cold[index],
+            groups=self.groups[index],
+        )
+
+    def masks(self) -> dict[str, np.ndarray]:
+        """Boolean masks of the reported subsets: all, warm, cold, G1..G4."""
+        masks = {"all": np.ones(len(self), bool), "warm": ~self.cold, "cold": self.cold.copy()}
+        for g, name in enumerate(POPULARITY_GROUPS):
+            masks[name] = self.groups == g
+        return masks
+
+
+@dataclass
+class Split:
+    """What every method sees: training sequences, validation and test cases.
+
+    ``train[u]`` is user u's training items in time order (possibly empty).
+    ``train_counts[i]`` is item i's training interaction count; items with zero are cold.
+    ``group_of_item[i]`` is its popularity group 0..3, or -1 for cold items.
+    """
+
+    name: str
+    dataset: PreparedDataset
+    train: list[np.ndarray]
+    train_timestamps: list[np.ndarray]
+    valid: Cases
+    test: Cases
+    train_counts: np.ndarray
+    group_of_item: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+    @property
+    def n_users(self) -> int:
+        return self.dataset.n_users
+
+    @property
+    def cold_items(self) -> np.ndarray:
+        return np.flatnonzero(self.train_counts == 0)
+
+    def digest(self) -> str:
+        """Hash of the data and every case: equal digests mean the same split."""
+        h = hashlib.sha256(self.dataset.digest().encode())
+        h.update(self.name.encode())
+        for cases in (self.valid, self.test):
+            h.update(cases.users.tobytes())
+            h.update(cases.targets.tobytes())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> dict[str, object]:
+        """Counts for ``genrec-bench datasets``."""
+        rows = {}
+        for part, cases in (("valid", self.valid), ("test", self.test)):
+            n = len(cases)
+            rows[part] = {
+                "cases": n,
+                "warm": int((~cases.cold).sum()),
+                "cold": int(cases.cold.sum()),
+                "cold_share": float(cases.cold.mean()) if n else float("nan"),
+            }
+        rows["train_interactions"] = int(sum(len(s) for s in self.train))
+        rows["cold_items"] = int((self.train_counts == 0).sum())
+        return rows
+
+
+def _cap(history: np.ndarray) -> np.ndarray:
+    return history[-HISTORY_CAP:]
+
+
+def _finish(
+    name: str,
+    data: PreparedDataset,
+    train: list[np.ndarray],
+    train_ts: list[np.ndarray],
+    valid_raw: list[tuple[int, int]],
+    test_raw: list[tuple[int, int]],
+    info: dict,
+) -> Split:
+    """Label cases (cold, popularity group) from training counts and build the split."""
+    counts = np.bincount(np.concatenate(train) if train else [], minlength=data.n_items)
+    groups = popularity_groups(counts)
+
+    def cases(positions: list[tuple[int, int]]) -> Cases:
+        users = np.array([u for u, _ in positions], np.int64)
+        seqs = [data.sequences[u][:p] for u, p in positions]
+        targets = np.array([data.sequences[u][p] for u, p in positions], np.int64)
+        times = np.array([data.timestamps[u][p] for u, p in positions], np.float64)
+        return Cases(
+            users=users,
+            histories=[_cap(s) for s in seqs],
+            seen=seqs,
+            targets=targets,
+            timestamps=times,
+            cold=counts[targets] == 0 if len(targets) else np.zeros(0, bool),
+            groups=groups[targets] if len(targets) else np.zeros(0, np.int64),
+        )
+
+    return Split(
+        name=name,
+        dataset=data,
+        train=train,
+        train_timestamps=train_ts,
+        valid=cases(valid_raw),
+        test=cases(test_raw),
+        train_counts=counts,
+        group_of_item=groups,
+        info=info,
+    )
+
+
+def popularity_groups(counts: np.ndarray) -> np.ndarray:
+    """Group warm items into four equal-size quarters by training count (0 = most popular).
+
+    Items are ordered by count (ties broken by id, which is random) so each quarter holds
+    the same number of items; cold items get -1.
+    """
+    groups = np.full(len(counts), -1, np.int64)
+    warm = np.flatnonzero(counts > 0)
+    order = warm[np.lexsort((warm, -counts[warm]))]
+    for g, chunk in enumerate(np.array_split(order, len(POPULARITY_GROUPS))):
+        groups[chunk] = g
+    return groups
+
+
+def leave_one_out(data: PreparedDataset) -> Split:
+    """Last item per user -> test, second last -> validation, the rest -> training.
+
+    Users with fewer than three interactions contribute to training only.
+    """
+    train, train_ts, valid, test = [], [], [], []
+    for u, seq in enumerate(data.sequences):
+        n = len(seq)
+        if n < 3:
+            train.append(seq)
+            train_ts.append(data.timestamps[u])
+            continue
+        train.append(seq[: n - 2])
+        train_ts.append(data.timestamps[u][: n - 2])
+        valid.append((u, n - 2))
+        test.append((u, n - 1))
+    return _finish("loo", data, train, train_ts, valid, test, {"protocol": "leave-one-out"})
+
+
+def temporal(data: PreparedDataset, valid_start: float = 0.8, test_start: float = 0.9) -> Split:
+    """One global time cut: interactions before the 80% point train, 80-90% validate,
+    the rest test. Cut points are timestamps, so equal times fall on the same side.
+
+    A case needs at least one earlier interaction of its user as input; interactions that
+    are a user's very first are skipped as cases.
+    """
+    all_times = np.sort(np.concatenate(data.timestamps))
+    n = len(all_times)
+    t_valid = all_times[min(n - 1, int(valid_start * n))]
+    t_test = all_times[min(n - 1, int(test_start * n))]
+    train, train_ts, valid, test = [], [], [], []
+    for u, (seq, ts) in enumerate(zip(data.sequences, data.timestamps)):
+        in_train = ts < t_valid
+        train.append(seq[in_train])
+        train_ts.append(ts[in_train])
+        for p in np.flatnonzero(~in_train):
+            if p == 0:
+                continue
+            (test if ts[p] >= t_test else valid).append((u, int(p)))
+    info = {"protocol": "global time cut", "valid_from": float(t_valid), "test_from": float(t_test)}
+    return _finish("temporal", data, train, train_ts, valid, test, info)
+
+
+SPLITS: dict[str, Callable[[PreparedDataset], Split]] = {
+    "loo": leave_one_out,
+    "temporal": temporal,
+}
+
+
+def make_split(name: str, data: PreparedDataset) -> Split:
+    """Build the split called ``name``; unknown names list the known ones."""
+    if name not in SPLITS:
+        raise BenchmarkError(f"unknown split {name!r}; known splits: {', '.join(SPLITS)}")
+    return SPLITS[name](data)

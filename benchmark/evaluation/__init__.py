@@ -1,0 +1,1 @@
+"""Full-ranking evaluation: metrics, subsets and the evaluator."""

@@ -1,0 +1,254 @@
+"""The plugin manager: built-ins, entry points and single-file plugins, one mechanism.
+
+Built-in plugins are listed in :data:`DEFAULT_PLUGINS` and registered with the same call
+as a third-party plugin. Entry points in group ``genrec_bench`` are loaded unless
+``GENREC_BENCH_LOAD_PLUGINS`` restricts them (a comma-separated allow-list; empty loads
+none). Components are reached through the typed ``get_*`` wrappers below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from benchmark import hookspecs
+from benchmark.components import (
+    DatasetSpec,
+    EncoderSpec,
+    EvaluatorSpec,
+    MethodSpec,
+    RecommenderSpec,
+    TokenizerSpec,
+)
+from benchmark.errors import CompatibilityError, PluginError
+
+DEFAULT_PLUGINS = (
+    "plugins.datasets.movielens",
+    "plugins.datasets.atomic",
+    "plugins.datasets.amazon",
+    "plugins.datasets.synthetic",
+    "plugins.tokenizers.atomic",
+    "plugins.recommenders.popularity",
+    "plugins.recommenders.recbole",
+    "plugins.evaluators.coverage",
+    "plugins.methods.baselines",
+)
+ENTRY_POINT_GROUP = "genrec_bench"
+ALLOW_LIST_ENV = "GENREC_BENCH_LOAD_PLUGINS"
+
+pm = pluggy.PluginManager(hookspecs.PROJECT)
+pm.add_hookspecs(hookspecs)
+_file_plugins: dict[str, str] = {}
+_loaded = False
+
+
+def _check(plugin_name: str) -> None:
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(name=plugin_name)
+        known = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith(("register_", "on_"))))
+        raise PluginError(
+            f"plugin {plugin_name!r}: {exc}; known hooks: {known}"
+        ) from None
+
+
+def load_plugins() -> None:
+    """Register built-ins and allowed entry points once per process."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module_name in DEFAULT_PLUGINS:
+        if pm.get_plugin(module_name) is None:
+            pm.register(importlib.import_module(module_name), name=module_name)
+    _check("built-ins")
+    allow = os.environ.get(ALLOW_LIST_ENV)
+    if allow is not None:
+        wanted = {name.strip() for name in allow.split(",") if name.strip()}
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in wanted and pm.get_plugin(ep.name) is None:
+                pm.register(ep.load(), name=ep.name)
+                _check(ep.name)
+    elif not getattr(sys, "_genrec_bench_testing", False):
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if pm.get_plugin(ep.name) is None:
+                pm.register(ep.load(), name=ep.name)
+                _check(ep.name)
+
+
+def load_plugin_file(path: str | os.PathLike) -> str:
+    """Register the module at ``path`` as a plugin (``--plugin path.py``); return its name."""
+    path = Path(path)
+    if not path.is_file():
+        raise PluginError(f"--plugin {path}: no such file")
+    name = f"file:{path.resolve()}"
+    if pm.get_plugin(name) is not None:
+        return name
+    spec = importlib.util.spec_from_file_location(f"genrec_bench_file_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise PluginError(f"--plugin {path}: failed to import: {exc}") from exc
+    pm.register(module, name=name)
+    _check(name)
+    _file_plugins[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return name
+
+
+# --------------------------------------------------------------------------- registries
+
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A spec and the plugin that registered it."""
+
+    spec: Any
+    plugin: str
+
+
+def _collect(hook_name: str, kind: str) -> dict[str, Registered]:
+    load_plugins()
+    found: dict[str, Registered] = {}
+    hook = getattr(pm.hook, hook_name)
+    for impl in reversed(hook.get_hookimpls()):
+        plugin = impl.plugin_name
+
+        def register(spec: Any, _plugin: str = plugin) -> None:
+            if spec.name in found:
+                raise PluginError(
+                    f"{kind} {spec.name!r} is registered by both {found[spec.name].plugin!r} "
+                    f"and {_plugin!r}; rename one of them"
+                )
+            found[spec.name] = Registered(spec, _plugin)
+
+        impl.function(register)
+    return found
+
+
+def _typed(hook_name: str, kind: str) -> Callable[[], dict[str, Any]]:
+    def getter() -> dict[str, Any]:
+        return {name: r.spec for name, r in _collect(hook_name, kind).items()}
+
+    getter.__name__ = f"get_{hook_name.removeprefix('register_')}"
+    getter.__doc__ = f"Every registered {kind}, by name."
+    return getter
+
+
+get_datasets: Callable[[], dict[str, DatasetSpec]] = _typed("register_datasets", "dataset")
+get_encoders: Callable[[], dict[str, EncoderSpec]] = _typed("register_encoders", "encoder")
+get_tokenizers: Callable[[], dict[str, TokenizerSpec]] = _typed("register_tokenizers", "tokenizer")
+get_recommenders: Callable[[], dict[str, RecommenderSpec]] = _typed(
+    "register_recommenders", "recommender"
+)
+get_evaluators: Callable[[], dict[str, EvaluatorSpec]] = _typed("register_evaluators", "evaluator")
+
+
+def get_methods() -> dict[str, MethodSpec]:
+    """Every registered method, each checked for a compatible pairing."""
+    methods = _typed("register_methods", "method")()
+    tokenizers, recommenders = get_tokenizers(), get_recommenders()
+    for method in methods.values():
+        check_pairing(method, tokenizers, recommenders)
+    return methods
+
+
+def check_pairing(
+    method: MethodSpec,
+    tokenizers: dict[str, TokenizerSpec],
+    recommenders: dict[str, RecommenderSpec],
+) -> None:
+    """Raise a clear error unless the method's recommender accepts its tokenizer's kind."""
+    if method.tokenizer not in tokenizers:
+        raise PluginError(
+            f"method {method.name!r} uses unknown tokenizer {method.tokenizer!r}; "
+            f"known: {', '.join(sorted(tokenizers))}"
+        )
+    if method.recommender not in recommenders:
+        raise PluginError(
+            f"method {method.name!r} uses unknown recommender {method.recommender!r}; "
+            f"known: {', '.join(sorted(recommenders))}"
+        )
+    kind = tokenizers[method.tokenizer].kind
+    accepts = recommenders[method.recommender].accepts
+    if kind not in accepts:
+        raise CompatibilityError(
+            f"method {method.name!r}: tokenizer {method.tokenizer!r} makes {kind!r} identifiers "
+            f"but recommender {method.recommender!r} accepts only {', '.join(sorted(accepts))}; "
+            "pair it with a tokenizer of an accepted kind"
+        )
+
+
+def _lookup(registry: dict[str, Any], name: str, kind: str) -> tuple[Any, str | None]:
+    base, sep, argument = name.partition(":")
+    spec = registry.get(base)
+    if spec is None:
+        raise PluginError(
+            f"unknown {kind} {name!r}; known {kind}s: {', '.join(sorted(registry))} "
+            "(`genrec-bench plugins` lists them; a third-party one needs its plugin installed "
+            "or --plugin FILE)"
+        )
+    takes = getattr(spec, "takes_argument", None)
+    if takes is None:
+        takes = getattr(spec, "argument_param", None) is not None
+    if sep and not takes:
+        raise PluginError(f"{kind} {base!r} takes no ':ARGUMENT' but got {name!r}")
+    if takes and not argument and getattr(spec, "argument_required", True):
+        raise PluginError(f"{kind} {base!r} needs an argument: write {base}:ARGUMENT")
+    return spec, (argument or None)
+
+
+def get_dataset(name: str) -> tuple[DatasetSpec, str | None]:
+    """The dataset spec for ``name`` (or ``name:ARGUMENT``) and its argument."""
+    return _lookup(get_datasets(), name, "dataset")
+
+
+def get_method(name: str) -> tuple[MethodSpec, str | None]:
+    """The method spec for ``name`` (or ``name:ARGUMENT``) and its argument."""
+    return _lookup(get_methods(), name, "method")
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def plugin_version(name: str) -> str:
+    """Version of the distribution that ships plugin ``name`` (or a file hash)."""
+    if name in _file_plugins:
+        return f"file sha256:{_file_plugins[name]}"
+    if name.startswith("plugins.") or name == "built-ins":
+        from benchmark import __version__
+
+        return f"genrec-bench {__version__}"
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name and ep.dist is not None:
+            return f"{ep.dist.name} {ep.dist.version}"
+    return "unknown"
+
+
+def describe_plugins() -> list[dict[str, Any]]:
+    """One record per plugin: name, version, hooks implemented."""
+    load_plugins()
+    rows = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:
+            continue
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        rows.append({"name": name, "version": plugin_version(name), "hooks": hooks})
+    return rows
+
+
+def plugin_versions() -> dict[str, str]:
+    """``{plugin: version}`` for every loaded plugin, stored with each result."""
+    return {row["name"]: row["version"] for row in describe_plugins()}

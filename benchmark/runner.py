@@ -1,0 +1,248 @@
+"""One run = dataset x split x method x params x seed x profile, evaluated and stored.
+
+The runner reads the test cases exactly once, after fitting, for the final numbers.
+Fitting sees :class:`~benchmark.components.TrainingData`, which has no test cases.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark import plugins
+from benchmark.cache import DEFAULT_CACHE
+from benchmark.components import (
+    EvaluationInput,
+    FitContext,
+    MethodSpec,
+    RunInfo,
+    TrainingData,
+    flatten,
+    split_dotted,
+)
+from benchmark.data.dataset import PreparedDataset, prepare
+from benchmark.data.splits import Split, make_split
+from benchmark.evaluation.evaluator import Evaluation, evaluate
+from benchmark.params import resolve
+
+PACKAGES = ("torch", "transformers", "peft", "recbole", "numpy", "pandas", "scipy", "optuna",
+            "pluggy", "tabulate", "genrec-bench")
+
+
+@dataclass
+class RunRequest:
+    """Everything that identifies a run; equal requests give equal numbers."""
+
+    dataset: str
+    split: str
+    method: str
+    seed: int = 0
+    profile: str = "tiny"
+    params: dict[str, Any] = field(default_factory=dict)
+    exclude_seen: bool = False
+    k_core: int = 5
+
+
+@dataclass
+class ResolvedMethod:
+    spec: MethodSpec
+    tokenizer_params: dict[str, Any]
+    recommender_params: dict[str, Any]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return flatten(self.tokenizer_params, self.recommender_params)
+
+
+def resolve_method(name: str, profile: str, overrides: dict[str, Any] | None = None) -> ResolvedMethod:
+    """Method spec with its final parameters: declared defaults < method < profile < user."""
+    spec, argument = plugins.get_method(name)
+    chosen = dict(spec.defaults)
+    chosen.update(spec.profiles.get(profile, {}))
+    if argument is not None and spec.argument_param:
+        chosen[spec.argument_param] = argument
+    chosen.update(overrides or {})
+    tok_over, rec_over = split_dotted(chosen, f"method {name!r}")
+    tokenizer = plugins.get_tokenizers()[spec.tokenizer]
+    recommender = plugins.get_recommenders()[spec.recommender]
+    return ResolvedMethod(
+        spec=spec,
+        tokenizer_params=resolve(tokenizer.params, profile, tok_over, f"tokenizer {tokenizer.name!r}"),
+        recommender_params=resolve(
+            recommender.params, profile, rec_over, f"recommender {recommender.name!r}"
+        ),
+    )
+
+
+def declared_params(name: str) -> set[str]:
+    """Dotted names of every parameter the method's tokenizer and recommender declare."""
+    spec, _ = plugins.get_method(name)
+    tokenizer = plugins.get_tokenizers()[spec.tokenizer]
+    recommender = plugins.get_recommenders()[spec.recommender]
+    return {f"tokenizer.{p.name}" for p in tokenizer.params} | {
+        f"recommender.{p.name}" for p in recommender.params
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def load_dataset(name: str, k_core: int = 5) -> PreparedDataset:
+    """Load and preprocess a dataset once per process."""
+    spec, argument = plugins.get_dataset(name)
+    prepared = prepare(spec.load(argument), k=k_core)
+    prepared.name = name
+    return prepared
+
+
+@functools.lru_cache(maxsize=8)
+def load_split(dataset: str, split: str, k_core: int = 5) -> Split:
+    return make_split(split, load_dataset(dataset, k_core))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def machine() -> str:
+    """Hardware in words, e.g. '2-core CPU, 24 GiB RAM' or '1x NVIDIA H100, 16-core CPU'."""
+    cores = os.cpu_count() or 1
+    memory = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+        memory = f", {round(kib / 2**20)} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}, {cores}-core CPU{memory}"
+    return f"{cores}-core CPU{memory} ({platform.machine()})"
+
+
+def execute(
+    request: RunRequest,
+    cache_dir: str | Path = DEFAULT_CACHE,
+    progress: bool = True,
+) -> tuple[dict[str, Any], Evaluation, Split]:
+    """Fit, evaluate on test once, and return the result row (not yet stored)."""
+    method = resolve_method(request.method, request.profile, request.params)
+    split = load_split(request.dataset, request.split, request.k_core)
+    data = TrainingData.from_split(split)
+    run = RunInfo(
+        dataset=request.dataset,
+        split=request.split,
+        method=request.method,
+        params=method.params,
+        seed=request.seed,
+        profile=request.profile,
+    )
+    hook = plugins.pm.hook
+    hook.on_run_start(run=run)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+
+    def validate(recommender) -> dict[str, float]:
+        result = evaluate(recommender, split.valid, split.n_items, request.exclude_seen,
+                          desc="validate", progress=False)
+        return {k: v for k, v in result.metrics["all"].items() if v is not None}
+
+    def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+        run.state.setdefault("epochs", []).append({"epoch": epoch, **metrics})
+        hook.on_epoch_end(run=run, epoch=epoch, valid_metrics=metrics)
+
+    context = FitContext(
+        run=run,
+        seed=request.seed,
+        profile=request.profile,
+        cache_dir=str(cache_dir),
+        validate=validate,
+        epoch_end=epoch_end,
+        progress=progress,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+    )
+    tokenizer_spec = plugins.get_tokenizers()[method.spec.tokenizer]
+    recommender_spec = plugins.get_recommenders()[method.spec.recommender]
+    seed_everything(request.seed)
+    start = time.perf_counter()
+    tokenizer = tokenizer_spec.factory(method.tokenizer_params, request.seed)
+    identifiers = tokenizer.fit(data, context)
+    tokenizer_seconds = time.perf_counter() - start
+    recommender = recommender_spec.factory(method.recommender_params, request.seed)
+    recommender.fit(data, identifiers, context)
+    train_seconds = time.perf_counter() - start
+
+    # The single read of the test cases.
+    result = evaluate(recommender, split.test, split.n_items, request.exclude_seen,
+                      desc=f"test {request.method}", progress=progress)
+    extra: dict[str, float] = {}
+    evaluation_input = EvaluationInput(data, split.test, identifiers, result.rankings, result.ranks)
+    for name, spec in plugins.get_evaluators().items():
+        for metric, value in spec.evaluate(evaluation_input).items():
+            extra[f"{name}/{metric}"] = float(value)
+    valid_final = validate(recommender)
+    row = {
+        "dataset": request.dataset,
+        "split": request.split,
+        "split_digest": split.digest(),
+        "method": request.method,
+        "params": method.params,
+        "seed": request.seed,
+        "profile": request.profile,
+        "exclude_seen": request.exclude_seen,
+        "backbone": recommender.backbone(),
+        "metrics": result.metrics,
+        "valid_metrics": valid_final,
+        "extra_metrics": extra,
+        "ranks": result.ranks.tolist(),
+        "train_seconds": train_seconds,
+        "tokenizer_seconds": tokenizer_seconds,
+        "infer_seconds_per_1k": result.seconds_per_1000,
+        "info": {"epochs": run.state.get("epochs", []), "split": split.info,
+                 "identifiers": identifiers.info},
+        "package_versions": package_versions(),
+        "plugin_versions": plugins.plugin_versions(),
+        "machine": machine(),
+    }
+    hook.on_run_end(run=run, result=row)
+    return row, result, split
+
+
+def save_rankings(path: str | Path, split: Split, evaluation: Evaluation, method: str, seed: int) -> None:
+    """JSON lines: one test case each, in the dataset's own user and item ids."""
+    data = split.dataset
+    masks = split.test.masks()
+    names = [n for n in masks if n != "all"]
+    with open(path, "a") as f:
+        for i in range(len(split.test)):
+            top = [data.item_ids[j] for j in evaluation.rankings[i] if j >= 0]
+            record = {
+                "method": method,
+                "seed": seed,
+                "split": split.name,
+                "user": str(data.user_ids[split.test.users[i]]),
+                "target": str(data.item_ids[split.test.targets[i]]),
+                "target_timestamp": float(split.test.timestamps[i]),
+                "subsets": [n for n in names if masks[n][i]],
+                "top20": [str(t) for t in top],
+            }
+            f.write(json.dumps(record) + "\n")

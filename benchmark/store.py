@@ -1,0 +1,96 @@
+"""Results store: one row per run, SQLite under ``runs/`` or any SQLAlchemy URL.
+
+Leaderboards are rendered from here, never from memory. A row holds the run's identity,
+metrics per subset, per-case target ranks (so means, spreads and paired tests can be
+recomputed), timings, and the package and plugin versions that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+DEFAULT_URL = "sqlite:///runs/results.db"
+JSON_FIELDS = ("params", "metrics", "valid_metrics", "extra_metrics", "ranks", "info",
+               "package_versions", "plugin_versions")
+
+metadata = sa.MetaData()
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("run_key", sa.String(64), nullable=False, index=True),
+    sa.Column("dataset", sa.String(200), nullable=False),
+    sa.Column("split", sa.String(50), nullable=False),
+    sa.Column("split_digest", sa.String(32), nullable=False),
+    sa.Column("method", sa.String(200), nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("profile", sa.String(50), nullable=False),
+    sa.Column("exclude_seen", sa.Boolean, nullable=False),
+    sa.Column("tuned_trials", sa.Integer, nullable=False, default=0),
+    sa.Column("backbone", sa.String(200)),
+    sa.Column("train_seconds", sa.Float),
+    sa.Column("tokenizer_seconds", sa.Float),
+    sa.Column("infer_seconds_per_1k", sa.Float),
+    sa.Column("machine", sa.String(200)),
+    sa.Column("command", sa.Text),
+    *(sa.Column(name, sa.Text) for name in JSON_FIELDS),
+)
+
+
+def run_key(row: dict[str, Any]) -> str:
+    """Identity of a run: equal keys mean the same experiment (used to resume)."""
+    from benchmark.cache import content_hash
+
+    return content_hash(
+        row["dataset"], row["split"], row["split_digest"], row["method"], row["params"],
+        row["seed"], row["profile"], row["exclude_seen"],
+    )
+
+
+class Store:
+    """Append-only table of run results."""
+
+    def __init__(self, url: str = DEFAULT_URL):
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine = sa.create_engine(url)
+        metadata.create_all(self.engine)
+
+    def add(self, row: dict[str, Any], command: str = "", tuned_trials: int = 0) -> int:
+        record = {k: v for k, v in row.items() if k not in JSON_FIELDS}
+        record.update({k: json.dumps(row.get(k)) for k in JSON_FIELDS})
+        record["run_key"] = run_key(row)
+        record["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record["command"] = command
+        record["tuned_trials"] = tuned_trials
+        with self.engine.begin() as conn:
+            return conn.execute(runs.insert().values(**record)).inserted_primary_key[0]
+
+    def has(self, key: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(runs.c.id).where(runs.c.run_key == key)).first() is not None
+
+    def rows(self, **filters: Any) -> list[dict[str, Any]]:
+        query = sa.select(runs).order_by(runs.c.id)
+        for name, value in filters.items():
+            if value is not None:
+                query = query.where(runs.c[name] == value)
+        with self.engine.connect() as conn:
+            result = [dict(r._mapping) for r in conn.execute(query)]
+        for row in result:
+            for name in JSON_FIELDS:
+                row[name] = json.loads(row[name]) if row[name] is not None else None
+        return result
+
+    def combinations(self) -> list[tuple[str, str]]:
+        """Distinct (dataset, split) pairs present in the store."""
+        query = sa.select(runs.c.dataset, runs.c.split).distinct().order_by(runs.c.dataset)
+        with self.engine.connect() as conn:
+            return [(r.dataset, r.split) for r in conn.execute(query)]

@@ -1,0 +1,1 @@
+"""Built-in genrec-bench plugins, registered exactly like third-party ones."""

@@ -1,0 +1,20 @@
+"""Any directory of RecBole atomic files: ``--dataset atomic:/path/to/dir``."""
+
+from __future__ import annotations
+
+from benchmark import hookimpl
+from benchmark.components import DatasetSpec
+from benchmark.data.atomic import read_atomic
+
+
+@hookimpl
+def register_datasets(register) -> None:
+    register(
+        DatasetSpec(
+            name="atomic",
+            load=lambda path: read_atomic(path),
+            description="RecBole atomic files <dir>/<dir>.inter (+ .item) with user_id, item_id, timestamp",
+            takes_argument=True,
+            argument_help="directory holding <name>.inter and optionally <name>.item",
+        )
+    )

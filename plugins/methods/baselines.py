@@ -1,0 +1,72 @@
+"""The conventional baselines: popularity, SASRec (CE and BCE), LightGCN, any RecBole model."""
+
+from __future__ import annotations
+
+from benchmark import hookimpl
+from benchmark.components import MethodSpec
+
+SEQUENTIAL_SPACE = (
+    "recommender.learning_rate",
+    "recommender.embedding_size",
+    "recommender.n_layers",
+    "recommender.dropout",
+    "recommender.weight_decay",
+)
+
+
+@hookimpl
+def register_methods(register) -> None:
+    register(
+        MethodSpec(
+            name="pop",
+            tokenizer="atomic",
+            recommender="pop",
+            description="most popular training items",
+        )
+    )
+    for loss in ("CE", "BCE"):
+        register(
+            MethodSpec(
+                name=f"sasrec-{loss.lower()}",
+                tokenizer="atomic",
+                recommender="recbole",
+                description=f"SASRec (Kang & McAuley, ICDM'18) via RecBole, {loss} loss",
+                defaults={"recommender.model": "SASRec", "recommender.loss_type": loss},
+                search_space=SEQUENTIAL_SPACE,
+                paper="Self-Attentive Sequential Recommendation, ICDM 2018",
+            )
+        )
+    register(
+        MethodSpec(
+            name="lightgcn",
+            tokenizer="atomic",
+            recommender="recbole",
+            description="LightGCN (He et al., SIGIR'20) via RecBole, BPR loss",
+            defaults={
+                "recommender.model": "LightGCN",
+                "recommender.loss_type": "BPR",
+                # One LightGCN epoch is ~1.5 s on ml-100k, so it can afford many.
+                "recommender.batch_size": 2048,
+                "recommender.epochs": 100,
+                "recommender.patience": 5,
+                "recommender.learning_rate": 5e-3,
+            },
+            search_space=(
+                "recommender.learning_rate",
+                "recommender.embedding_size",
+                "recommender.n_layers",
+                "recommender.reg_weight",
+            ),
+            paper="LightGCN, SIGIR 2020",
+        )
+    )
+    register(
+        MethodSpec(
+            name="recbole",
+            tokenizer="atomic",
+            recommender="recbole",
+            description="any RecBole model: recbole:<ModelName>, e.g. recbole:GRU4Rec",
+            argument_param="recommender.model",
+            search_space=("recommender.learning_rate", "recommender.embedding_size"),
+        )
+    )
