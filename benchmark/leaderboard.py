@@ -32,7 +32,15 @@ def _group_rows(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
                json.dumps(row["params"], sort_keys=True))
         # Keep the latest run per seed: a re-run replaces, never double counts.
         groups[key] = [r for r in groups[key] if r["seed"] != row["seed"]] + [row]
-    return list(groups.values())
+    # One row per method, profile, ranking rule and tuned/untuned: the configuration run
+    # most recently. Older configurations stay in the store and the CSV of their time.
+    latest: dict[tuple, list[dict[str, Any]]] = {}
+    for group in groups.values():
+        first = group[-1]
+        key = (first["method"], first["profile"], first["exclude_seen"], first["tuned_trials"] > 0)
+        if key not in latest or max(r["id"] for r in group) > max(r["id"] for r in latest[key]):
+            latest[key] = group
+    return list(latest.values())
 
 
 def _cell(values: list[float | None], digits: int = 4) -> str:
