@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             )
     for method in methods:
         resolve_method(method, args.profile, _method_overrides(overrides, method))
-    command = "genrec-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "genrec-bench " + " ".join(shlex.quote(a) for a in args.argv)
     if args.save_rankings:
         Path(args.save_rankings).unlink(missing_ok=True)
     started = time.perf_counter()
@@ -220,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         for path in args.plugin:
             plugins.load_plugin_file(path)

@@ -1,0 +1,61 @@
+"""Shared fixtures: the core is tested without third-party entry points."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+sys._genrec_bench_testing = True  # skip entry points while testing the core
+
+from benchmark import plugins  # noqa: E402
+from benchmark.data.dataset import PreparedDataset  # noqa: E402
+
+
+@pytest.fixture
+def register_plugin() -> Iterator:
+    """Register throwaway plugins for one test; each is unregistered in ``finally``."""
+    registered: list[str] = []
+
+    def register(module_or_object: object, name: str | None = None) -> str:
+        plugins.load_plugins()
+        name = name or f"test-plugin-{len(registered)}"
+        plugins.pm.register(module_or_object, name=name)
+        registered.append(name)
+        plugins.pm.check_pending()
+        return name
+
+    try:
+        yield register
+    finally:
+        for name in registered:
+            if plugins.pm.get_plugin(name) is not None:
+                plugins.pm.unregister(name=name)
+
+
+def make_plugin(**hooks) -> ModuleType:
+    """A module-like plugin object whose attributes are the given hook implementations."""
+    module = ModuleType("inline_plugin")
+    for name, function in hooks.items():
+        setattr(module, name, function)
+    return module
+
+
+def prepared(sequences: list[list[int]], times: list[list[float]] | None = None, n_items: int | None = None,
+             name: str = "toy") -> PreparedDataset:
+    """A PreparedDataset straight from integer sequences (ids are their own raw ids)."""
+    n_items = n_items or (max(max(s) for s in sequences) + 1)
+    if times is None:
+        times = [[float(10 * u + t) for t in range(len(s))] for u, s in enumerate(sequences)]
+    return PreparedDataset(
+        name=name,
+        user_ids=np.array([f"u{u}" for u in range(len(sequences))], dtype=object),
+        item_ids=np.array([f"i{i}" for i in range(n_items)], dtype=object),
+        sequences=[np.array(s, np.int64) for s in sequences],
+        timestamps=[np.array(t, np.float64) for t in times],
+        item_text=[{"title": f"item {i}"} for i in range(n_items)],
+        text_fields=("title",),
+    )
