@@ -27,8 +27,9 @@ from benchmark.components import (
     RecommenderSpec,
     TrainingData,
 )
+from benchmark.cache import artifact_path, load_array, save_array
 from benchmark.errors import ParameterError, PluginError
-from benchmark.params import Param
+from benchmark.params import Param, resolve
 from benchmark.training import EarlyStopping
 from plugins.recommenders.recbole_compat import import_recbole
 
@@ -184,6 +185,9 @@ class RecBoleRecommender(Recommender):
             stopper.restore(self.model)
             self.epochs_trained = epoch + 1
             self.best_epoch = stopper.best_epoch + 1
+        embeddings = self.item_embeddings()
+        if embeddings is not None:
+            save_array(cf_cache_path(context.cache_dir, data, self.params, self.seed), embeddings)
 
     def _bce_loss(self, interaction) -> torch.Tensor:
         """Binary cross-entropy with one sampled negative per target (SASRec paper, eq. 6)."""
@@ -246,6 +250,24 @@ class RecBoleRecommender(Recommender):
     def backbone(self) -> str:
         p = self.params
         return f"{p['model']} d{p['embedding_size']} L{p['n_layers']}"
+
+
+def cf_cache_path(cache_dir: str, data: TrainingData, params: dict, seed: int) -> Path:
+    """Cache path of the item embeddings a RecBole model learnt on ``data``'s training part."""
+    return artifact_path(cache_dir, "cf", data.digest, params, seed)
+
+
+def cf_embeddings(data: TrainingData, context: FitContext, seed: int = 0) -> np.ndarray:
+    """SASRec (CE loss) item embeddings fitted on training interactions only, shape
+    (n_items, d): the CF embeddings LETTER and SETRec consume. Trained once and cached."""
+    params = resolve(PARAMS, context.profile, {"model": "SASRec", "loss_type": "CE"}, "recbole")
+    path = cf_cache_path(context.cache_dir, data, params, seed)
+    cached = load_array(path)
+    if cached is not None:
+        return cached
+    model = RecBoleRecommender(params, seed)
+    model.fit(data, ItemIdentifiers(kind="atomic", n_items=data.n_items), context)
+    return load_array(path)
 
 
 @hookimpl

@@ -17,6 +17,7 @@ RecBole is imported. :func:`import_recbole` is the only way the project imports 
 from __future__ import annotations
 
 import logging
+import warnings
 from types import ModuleType
 
 import numpy as np
@@ -73,5 +74,8 @@ def import_recbole() -> ModuleType:
     trainer_module.get_tensorboard = lambda logger: _NoWriter()
     # RecBole logs through the root "recbole" loggers; keep them quiet unless asked.
     logging.getLogger("recbole").setLevel(logging.WARNING)
+    # Its deprecation noise (pandas inplace fillna, torch.cuda.amp, sparse tensors) is
+    # RecBole's, not the user's, and would bury our progress output.
+    warnings.filterwarnings("ignore", module=r"recbole(\..*)?")
     _recbole = recbole
     return recbole
