@@ -76,8 +76,8 @@ def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
         line = [name, first["backbone"], first["profile"], seeds]
         record = {"method": first["method"], "tuned_trials": first["tuned_trials"],
                   "backbone": first["backbone"], "profile": first["profile"], "seeds": seeds}
-        for subset, label in SUBSETS:
-            for metric, short in METRICS:
+        for subset, _ in SUBSETS:
+            for metric, _ in METRICS:
                 values = [r["metrics"][subset][metric] for r in group]
                 line.append(_cell(values))
                 record[f"{subset}_{metric}_mean"] = _mean(values)

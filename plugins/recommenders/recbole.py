@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark import hookimpl
+from benchmark.cache import artifact_path, load_array, save_array
 from benchmark.components import (
     CaseBatch,
     FitContext,
@@ -27,7 +28,6 @@ from benchmark.components import (
     RecommenderSpec,
     TrainingData,
 )
-from benchmark.cache import artifact_path, load_array, save_array
 from benchmark.errors import ParameterError, PluginError
 from benchmark.params import Param, resolve
 from benchmark.training import EarlyStopping
