@@ -63,18 +63,18 @@ def cmd_run(args: argparse.Namespace) -> None:
                 )
                 label = f"{args.dataset} {split} {method} seed={seed}"
                 if not args.force and not args.save_rankings and _already_done(store, request):
-                    print(f"skip {label}: already in the store (--force re-runs it)")
+                    print(f"skip {label}: already in the store (--force re-runs it)", flush=True)
                     continue
                 row, evaluation, split_obj = execute(request, cache_dir=args.cache,
                                                      progress=not args.no_progress)
                 store.add(row, command=command)
                 a = row["metrics"]["all"]
                 print(f"done {label}: R@10 {a['recall@10']:.4f} N@10 {a['ndcg@10']:.4f} "
-                      f"train {row['train_seconds']:.1f}s")
+                      f"train {row['train_seconds']:.1f}s", flush=True)
                 if args.save_rankings:
                     save_rankings(args.save_rankings, split_obj, evaluation, method, seed)
         path = render(store, args.dataset, split, args.leaderboards)
-        print(f"leaderboard: {path}")
+        print(f"leaderboard: {path}", flush=True)
     print(f"wall time: {time.perf_counter() - started:.1f}s")
 
 

@@ -242,7 +242,8 @@ class MethodSpec:
     ``defaults`` and ``profiles[profile]`` use dotted keys (``recommender.epochs``).
     ``argument_param`` receives the ``ARG`` of ``name:ARG`` (``recbole:GRU4Rec``).
     ``search_space`` names the dotted parameters Optuna tunes; empty means every
-    parameter that declares a range.
+    parameter that declares a range. ``baseline`` marks the reference methods that
+    leaderboards test every other method against.
     """
 
     name: str
@@ -254,6 +255,7 @@ class MethodSpec:
     search_space: tuple[str, ...] = ()
     argument_param: str | None = None
     paper: str = ""
+    baseline: bool = False
 
 
 def split_dotted(params: Mapping[str, Any], owner: str) -> tuple[dict, dict]:

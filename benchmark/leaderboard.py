@@ -1,8 +1,10 @@
-"""Leaderboards from the results store: markdown and CSV tables per dataset and split.
+"""Leaderboards from the results store: markdown, CSV and plots per dataset and split.
 
-One row per method configuration (method, profile, parameters, ranking rule); each cell
-is the mean over seeds with the standard deviation across seeds. Empty subsets read
-"n/a". The header states the commands, date, machine, profile and package versions.
+One row per method configuration. Each cell is the mean over seeds ± the standard
+deviation across seeds, with a 95% bootstrap interval over test cases; column headers
+carry each subset's number of test cases and flag subsets under 100. ``*`` / ``†``
+mark a method significantly better / worse than the best baseline of that column
+(paired bootstrap over the same test cases, p < 0.05).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +20,78 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark.data.splits import POPULARITY_GROUPS
+from benchmark.evaluation.metrics import per_case
+from benchmark.evaluation.statistics import (
+    BOOTSTRAP_SAMPLES,
+    SMALL_SUBSET,
+    bootstrap_interval,
+    paired_bootstrap_pvalue,
+)
 from benchmark.store import Store
 
 SUBSETS = (("all", "All"), ("warm", "Warm"), ("cold", "Cold"))
 METRICS = (("recall@5", "R@5"), ("recall@10", "R@10"), ("ndcg@5", "N@5"), ("ndcg@10", "N@10"))
+SIGNIFICANCE = 0.05
 SHOWN_VERSIONS = ("genrec-bench", "torch", "recbole", "transformers", "peft", "numpy", "pandas",
                   "optuna")
 
 
-def _group_rows(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+@dataclass
+class Entry:
+    """One leaderboard row: a method configuration and its runs over seeds."""
+
+    runs: list[dict[str, Any]]
+    per_case: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def first(self) -> dict[str, Any]:
+        return self.runs[-1]
+
+    @property
+    def name(self) -> str:
+        trials = self.first["tuned_trials"]
+        return self.first["method"] + (f" (tuned, {trials} trials)" if trials else "")
+
+    @property
+    def baseline(self) -> bool:
+        return bool((self.first["info"] or {}).get("baseline"))
+
+    def seed_values(self, subset: str, metric: str) -> list[float | None]:
+        return [r["metrics"][subset][metric] for r in self.runs]
+
+
+def _entries(rows: list[dict[str, Any]]) -> list[Entry]:
+    """Group runs into leaderboard rows; keep the latest configuration per method."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         key = (row["method"], row["profile"], row["exclude_seen"], row["tuned_trials"],
                json.dumps(row["params"], sort_keys=True))
-        # Keep the latest run per seed: a re-run replaces, never double counts.
+        # A re-run of a seed replaces the older one, never double counts.
         groups[key] = [r for r in groups[key] if r["seed"] != row["seed"]] + [row]
-    # One row per method, profile, ranking rule and tuned/untuned: the configuration run
-    # most recently. Older configurations stay in the store and the CSV of their time.
+    # Older configurations of a method stay in the store, out of the table.
     latest: dict[tuple, list[dict[str, Any]]] = {}
     for group in groups.values():
         first = group[-1]
         key = (first["method"], first["profile"], first["exclude_seen"], first["tuned_trials"] > 0)
         if key not in latest or max(r["id"] for r in group) > max(r["id"] for r in latest[key]):
             latest[key] = group
-    return list(latest.values())
+    entries = []
+    for group in latest.values():
+        group.sort(key=lambda r: r["seed"])
+        stacked = [per_case(np.asarray(r["ranks"])) for r in group]
+        entry = Entry(group, {m: np.mean([s[m] for s in stacked], axis=0) for m in stacked[0]})
+        entries.append(entry)
+    return sorted(entries, key=lambda e: -(_mean(e.seed_values("all", "ndcg@10")) or 0.0))
 
 
-def _cell(values: list[float | None], digits: int = 4) -> str:
-    present = [v for v in values if v is not None]
-    if not present:
-        return "n/a"
-    mean = float(np.mean(present))
-    if len(present) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {float(np.std(present, ddof=1)):.{digits}f}"
+def _masks(row: dict[str, Any]) -> dict[str, np.ndarray]:
+    labels = row["case_labels"]
+    cold = np.asarray(labels["cold"], bool)
+    groups = np.asarray(labels["group"])
+    masks = {"all": np.ones(len(cold), bool), "warm": ~cold, "cold": cold}
+    for g, name in enumerate(POPULARITY_GROUPS):
+        masks[name] = groups == g
+    return masks
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -58,48 +99,115 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(present)) if present else None
 
 
-def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Main table, popularity-group table and extra-metric table as lists of rows."""
-    groups = sorted(
-        _group_rows(rows),
-        key=lambda g: -(_mean([r["metrics"]["all"]["ndcg@10"] for r in g]) or 0.0),
-    )
-    header = ["Method", "Backbone", "Profile", "Seeds"]
-    header += [f"{label} {m}" for _, label in SUBSETS for _, m in METRICS]
-    header += ["Infer s/1k users", "Train s"]
-    main, groups_table, extra_rows, csv_rows = [], [], [], []
-    extra_names = sorted({k for r in rows for k in (r["extra_metrics"] or {})})
-    for group in groups:
-        first = group[-1]
-        name = first["method"] + (f" (tuned, {first['tuned_trials']} trials)" if first["tuned_trials"] else "")
-        seeds = ",".join(str(r["seed"]) for r in sorted(group, key=lambda r: r["seed"]))
-        line = [name, first["backbone"], first["profile"], seeds]
-        record = {"method": first["method"], "tuned_trials": first["tuned_trials"],
-                  "backbone": first["backbone"], "profile": first["profile"], "seeds": seeds}
-        for subset, _ in SUBSETS:
-            for metric, _ in METRICS:
-                values = [r["metrics"][subset][metric] for r in group]
-                line.append(_cell(values))
-                record[f"{subset}_{metric}_mean"] = _mean(values)
-                present = [v for v in values if v is not None]
-                record[f"{subset}_{metric}_std"] = (
-                    float(np.std(present, ddof=1)) if len(present) > 1 else None
+def _std(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.std(present, ddof=1)) if len(present) > 1 else None
+
+
+@dataclass
+class Cell:
+    mean: float | None
+    std: float | None
+    interval: tuple[float, float] | None
+    mark: str = ""
+    p_value: float | None = None
+
+    def text(self, digits: int = 4) -> str:
+        if self.mean is None:
+            return "n/a"
+        out = f"{self.mean:.{digits}f}{self.mark}"
+        if self.std is not None:
+            out += f" ±{self.std:.{digits}f}"
+        if self.interval is not None:
+            out += f" [{self.interval[0]:.{digits}f}, {self.interval[1]:.{digits}f}]"
+        return out
+
+
+def compute_cells(entries: list[Entry], masks: dict[str, np.ndarray], subsets, metrics) -> dict:
+    """``cells[(entry index, subset, metric)]`` with intervals and significance marks."""
+    cells: dict[tuple[int, str, str], Cell] = {}
+    for subset in subsets:
+        mask = masks[subset]
+        for metric in metrics:
+            for i, entry in enumerate(entries):
+                values = entry.per_case[metric][mask]
+                seed_values = entry.seed_values(subset, metric)
+                cells[(i, subset, metric)] = Cell(
+                    mean=_mean(seed_values), std=_std(seed_values), interval=bootstrap_interval(values)
                 )
-        line.append(_cell([r["infer_seconds_per_1k"] for r in group], 3))
-        line.append(_cell([r["train_seconds"] for r in group], 1))
-        record["infer_seconds_per_1k"] = _mean([r["infer_seconds_per_1k"] for r in group])
-        record["train_seconds"] = _mean([r["train_seconds"] for r in group])
+            baselines = [i for i, e in enumerate(entries) if e.baseline and cells[(i, subset, metric)].mean is not None]
+            if not baselines or not mask.any():
+                continue
+            reference = max(baselines, key=lambda i: cells[(i, subset, metric)].mean)
+            for i, entry in enumerate(entries):
+                if i == reference:
+                    continue
+                p = paired_bootstrap_pvalue(entry.per_case[metric][mask], entries[reference].per_case[metric][mask])
+                cell = cells[(i, subset, metric)]
+                cell.p_value = p
+                if p is not None and p < SIGNIFICANCE:
+                    cell.mark = "*" if cell.mean > cells[(reference, subset, metric)].mean else "†"
+    return cells
+
+
+def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Main, popularity-group and evaluator-plugin tables, CSV records and plot data."""
+    entries = _entries(rows)
+    masks = _masks(entries[0].first)
+    counts = {name: int(mask.sum()) for name, mask in masks.items()}
+    metric_names = [m for m, _ in METRICS]
+    cells = compute_cells(entries, masks, [s for s, _ in SUBSETS], metric_names)
+    group_cells = compute_cells(entries, masks, POPULARITY_GROUPS, ["recall@10", "ndcg@10"])
+
+    def header_for(subset: str, label: str, short: str) -> str:
+        n = counts[subset]
+        flag = f" (n={n}<{SMALL_SUBSET})" if 0 < n < SMALL_SUBSET else f" (n={n})"
+        return f"{label} {short}{flag}"
+
+    header = ["Method", "Backbone", "Profile", "Seeds"]
+    header += [header_for(s, label, short) for s, label in SUBSETS for _, short in METRICS]
+    header += ["Infer s/1k users", "Train s"]
+    main, groups_table, csv_rows = [], [], []
+    extra_names = sorted({k for r in rows for k in (r["extra_metrics"] or {})})
+    extra_rows = []
+    for i, entry in enumerate(entries):
+        first = entry.first
+        seeds = ",".join(str(r["seed"]) for r in entry.runs)
+        line = [entry.name, first["backbone"], first["profile"], seeds]
+        record = {"method": first["method"], "tuned_trials": first["tuned_trials"],
+                  "baseline": entry.baseline, "backbone": first["backbone"],
+                  "profile": first["profile"], "seeds": seeds}
+        for subset, _ in SUBSETS:
+            for metric in metric_names:
+                cell = cells[(i, subset, metric)]
+                line.append(cell.text())
+                prefix = f"{subset}_{metric}"
+                record.update({f"{prefix}_mean": cell.mean, f"{prefix}_std": cell.std,
+                               f"{prefix}_ci_low": cell.interval[0] if cell.interval else None,
+                               f"{prefix}_ci_high": cell.interval[1] if cell.interval else None,
+                               f"{prefix}_p_vs_best_baseline": cell.p_value,
+                               f"{prefix}_cases": counts[subset]})
+        infer = [r["infer_seconds_per_1k"] for r in entry.runs]
+        train = [r["train_seconds"] for r in entry.runs]
+        line += [Cell(_mean(infer), _std(infer), None).text(3), Cell(_mean(train), _std(train), None).text(1)]
+        record["infer_seconds_per_1k"] = _mean(infer)
+        record["train_seconds"] = _mean(train)
         main.append(line)
         csv_rows.append(record)
-        groups_table.append(
-            [name] + [_cell([r["metrics"][g]["ndcg@10"] for r in group]) for g in POPULARITY_GROUPS]
-        )
-        extra_rows.append(
-            [name] + [_cell([(r["extra_metrics"] or {}).get(e) for r in group], 3) for e in extra_names]
-        )
+        groups_table.append([entry.name] + [group_cells[(i, g, m)].text() for g in POPULARITY_GROUPS
+                                            for m in ("recall@10", "ndcg@10")])
+        extra_rows.append([entry.name] + [
+            Cell(_mean([(r["extra_metrics"] or {}).get(e) for r in entry.runs]), None, None).text(3)
+            for e in extra_names])
     return {
+        "entries": entries,
+        "cells": cells,
+        "group_cells": group_cells,
+        "counts": counts,
         "header": header,
         "main": main,
+        "groups_header": ["Method"] + [f"{g} {m} (n={counts[g]})" for g in POPULARITY_GROUPS
+                                       for m in ("R@10", "N@10")],
         "groups": groups_table,
         "extra_header": ["Method", *extra_names],
         "extra": extra_rows,
@@ -108,7 +216,9 @@ def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leaderboards") -> Path | None:
-    """Write ``<out_dir>/<dataset>-<split>.md`` and ``.csv`` from the store; return the md path."""
+    """Write ``<out_dir>/<dataset>-<split>.md``, ``.csv`` and ``.png`` plots from the store."""
+    from benchmark.plots import plot_groups, plot_subsets
+
     rows = store.rows(dataset=dataset, split=split)
     if not rows:
         return None
@@ -117,52 +227,68 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
     tables = build_tables(rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{dataset}-{split}".replace("/", "_").replace(":", "_")
+    stem = f"{dataset}-{split}".replace("/", "_").replace(":", "_").replace(",", "_").replace("=", "")
     latest = rows[-1]
-    counts = latest["metrics"]
+    counts = tables["counts"]
     versions = latest["package_versions"] or {}
     commands = sorted({r["command"] for r in rows if r["command"]})
     ranking = {r["exclude_seen"] for r in rows}
+    small = [s for s, _ in SUBSETS if 0 < counts[s] < SMALL_SUBSET]
+    split_info = (latest["info"] or {}).get("split", {})
     lines = [
         f"# Leaderboard: {dataset}, split `{split}`",
         "",
-        "Produced by: " + "; ".join(f"`{c}`" for c in commands) if commands else "Produced by: (not recorded)",
+        ("Produced by: " + "; ".join(f"`{c}`" for c in commands)) if commands else "Produced by: (not recorded)",
         "",
         f"- Date of the latest run: {latest['created_at']}",
         f"- Machine: {', '.join(sorted({r['machine'] for r in rows}))}",
         f"- Profile: {', '.join(sorted({r['profile'] for r in rows}))}",
         "- Packages: " + ", ".join(f"{p} {versions.get(p, '?')}" for p in SHOWN_VERSIONS),
-        f"- Split digest: `{latest_digest}`; test cases: all {counts['all']['cases']}, "
-        f"warm {counts['warm']['cases']}, cold {counts['cold']['cases']}",
+        f"- Split: {split_info.get('protocol', split)}; digest `{latest_digest}`; test cases: "
+        f"all {counts['all']}, warm {counts['warm']}, cold {counts['cold']}",
         "- Ranking: full catalog; "
         + ("seen items excluded" if ranking == {True} else "items in the user's history stay rankable"
            if ranking == {False} else "mixed (see CSV)"),
+    ]
+    if "cold_items" in split_info:
+        lines.append(f"- Cold items: {len(split_info['cold_items'])} (share {split_info['share']}, "
+                     f"seed {split_info['seed']}); their ids are stored with every run")
+    lines += [
         "",
         tabulate(tables["main"], headers=tables["header"], tablefmt="github", disable_numparse=True),
         "",
-        "## NDCG@10 by item popularity group (G1 most popular ... G4 least, from training counts)",
+        f"![NDCG@10 with 95% intervals]({stem}.png)",
         "",
-        tabulate(tables["groups"], headers=["Method", *POPULARITY_GROUPS], tablefmt="github",
-                 disable_numparse=True),
+        "## Recall@10 and NDCG@10 by item popularity group (G1 most popular ... G4 least, training counts)",
+        "",
+        tabulate(tables["groups"], headers=tables["groups_header"], tablefmt="github", disable_numparse=True),
+        "",
+        f"![Popularity groups]({stem}-groups.png)",
         "",
     ]
     if len(tables["extra_header"]) > 1:
         lines += [
-            "## Evaluator plugins",
+            "## Evaluator plugins (mean over seeds)",
             "",
-            tabulate(tables["extra"], headers=tables["extra_header"], tablefmt="github",
-                     disable_numparse=True),
+            tabulate(tables["extra"], headers=tables["extra_header"], tablefmt="github", disable_numparse=True),
             "",
         ]
     lines += [
         "## Notes",
         "",
-        "- Cells are the mean over seeds ± the sample standard deviation across seeds; "
-        "\"n/a\" marks an empty subset (no case to score), never a zero.",
-        "- R = Recall, N = NDCG at the given cut-off; one target per test case.",
-        "- Warm: target item has training interactions; cold: it has none.",
-        "- Infer s/1k users: seconds to rank the full catalog for 1,000 test cases; "
-        "Train s: tokenizer plus recommender fitting, validation included.",
+        "- A cell reads `mean ±std [low, high]`: the mean over seeds, the sample standard deviation "
+        "across seeds, and a 95% percentile bootstrap interval over test cases "
+        f"({BOOTSTRAP_SAMPLES:,} resamples, seed 0) of each case's value averaged over seeds.",
+        "- `*` / `†`: significantly better / worse than the best baseline of that column "
+        f"(paired bootstrap test over the same test cases, {BOOTSTRAP_SAMPLES:,} resamples, two-sided, "
+        f"p < {SIGNIFICANCE}). The best baseline itself carries no mark.",
+        f"- `(n=...<{SMALL_SUBSET})` in a header flags a subset with fewer than {SMALL_SUBSET} test cases: "
+        "too few to trust." + (f" Flagged here: {', '.join(small)}." if small else ""),
+        "- \"n/a\" marks an empty subset (no case to score), never a zero.",
+        "- R = Recall, N = NDCG at the given cut-off; one target per test case. Warm: the target has "
+        "training interactions; cold: it has none.",
+        "- Infer s/1k users: seconds to rank the full catalog for 1,000 test cases; Train s: tokenizer "
+        "plus recommender fitting, validation included.",
         "- Model selection (early stopping) used validation cases only.",
         "",
     ]
@@ -172,4 +298,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         writer = csv.DictWriter(f, fieldnames=list(tables["csv"][0]))
         writer.writeheader()
         writer.writerows(tables["csv"])
+    title = f"{dataset}, {split}"
+    plot_subsets(tables, out_dir / f"{stem}.png", title)
+    plot_groups(tables, out_dir / f"{stem}-groups.png", title)
     return md_path

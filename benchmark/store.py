@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 DEFAULT_URL = "sqlite:///runs/results.db"
-JSON_FIELDS = ("params", "metrics", "valid_metrics", "extra_metrics", "ranks", "info",
+JSON_FIELDS = ("params", "metrics", "valid_metrics", "extra_metrics", "ranks", "case_labels", "info",
                "package_versions", "plugin_versions")
 
 metadata = sa.MetaData()

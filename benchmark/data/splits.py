@@ -5,6 +5,8 @@ validation case (TIGER, LETTER, LC-Rec, LAMIA protocol). ``temporal``: one globa
 cut at 80% and 90% of interactions (SETRec, BIGRec protocol); every interaction after a
 cut is a case whose input is all of that user's earlier interactions.
 
+``cold-items``: strict item cold-start (see :func:`cold_items`).
+
 A case is *cold* when its target has no training interaction. Popularity groups G1
 (most popular) to G4 split the warm items into quarters by training count, each quarter
 holding a quarter of the items.
@@ -13,6 +15,7 @@ holding a quarter of the items.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -132,19 +135,27 @@ def _finish(
     valid_raw: list[tuple[int, int]],
     test_raw: list[tuple[int, int]],
     info: dict,
+    hidden: np.ndarray | None = None,
 ) -> Split:
-    """Label cases (cold, popularity group) from training counts and build the split."""
+    """Label cases (cold, popularity group) from training counts and build the split.
+
+    Items marked in ``hidden`` never appear in model input; a case left with no input
+    item is dropped.
+    """
     counts = np.bincount(np.concatenate(train) if train else [], minlength=data.n_items)
     groups = popularity_groups(counts)
 
     def cases(positions: list[tuple[int, int]]) -> Cases:
+        if hidden is not None:
+            positions = [(u, p) for u, p in positions if (~hidden[data.sequences[u][:p]]).any()]
         users = np.array([u for u, _ in positions], np.int64)
         seqs = [data.sequences[u][:p] for u, p in positions]
+        inputs = seqs if hidden is None else [s[~hidden[s]] for s in seqs]
         targets = np.array([data.sequences[u][p] for u, p in positions], np.int64)
         times = np.array([data.timestamps[u][p] for u, p in positions], np.float64)
         return Cases(
             users=users,
-            histories=[_cap(s) for s in seqs],
+            histories=[_cap(s) for s in inputs],
             seen=seqs,
             targets=targets,
             timestamps=times,
@@ -222,14 +233,78 @@ def temporal(data: PreparedDataset, valid_start: float = 0.8, test_start: float 
     return _finish("temporal", data, train, train_ts, valid, test, info)
 
 
-SPLITS: dict[str, Callable[[PreparedDataset], Split]] = {
+def cold_items(data: PreparedDataset, share: float = 0.1, seed: int = 0, strata: int = 10) -> Split:
+    """Strict item cold-start: a seeded share of items never appears in training.
+
+    Cold items are drawn per popularity stratum (``strata`` equal-size bands of items by
+    their leave-one-out training count), so they are not all long-tail. Every interaction
+    with a cold item becomes a case: the earlier half in time validates, the later half
+    tests. Warm cases follow the leave-one-out rule on each user's warm items. Model input
+    holds warm items only; a case whose user has no earlier warm item is dropped.
+    """
+    if not 0.0 < share < 1.0:
+        raise BenchmarkError(f"cold-items: share={share} must be between 0 and 1, e.g. share=0.1")
+    loo_counts = np.zeros(data.n_items, np.int64)
+    for seq in data.sequences:
+        np.add.at(loo_counts, seq[:-2], 1)
+    items = np.arange(data.n_items)
+    order = items[np.lexsort((items, -loo_counts))]
+    rng = np.random.default_rng(seed)
+    is_cold = np.zeros(data.n_items, bool)
+    for stratum in np.array_split(order, strata):
+        take = int(round(share * len(stratum)))
+        is_cold[rng.choice(stratum, size=take, replace=False)] = True
+    train, train_ts, valid, test, cold_events = [], [], [], [], []
+    for u, (seq, ts) in enumerate(zip(data.sequences, data.timestamps)):
+        warm = np.flatnonzero(~is_cold[seq])
+        cold_events += [(ts[p], u, int(p)) for p in np.flatnonzero(is_cold[seq])]
+        keep = warm[:-2] if len(warm) >= 3 else warm
+        train.append(seq[keep])
+        train_ts.append(ts[keep])
+        if len(warm) >= 3:
+            valid.append((u, int(warm[-2])))
+            test.append((u, int(warm[-1])))
+    cold_events.sort()
+    half = len(cold_events) // 2
+    valid += [(u, p) for _, u, p in cold_events[:half]]
+    test += [(u, p) for _, u, p in cold_events[half:]]
+    info = {
+        "protocol": "strict item cold-start",
+        "share": share,
+        "seed": seed,
+        "cold_items": sorted(str(data.item_ids[i]) for i in np.flatnonzero(is_cold)),
+    }
+    return _finish("cold-items", data, train, train_ts, valid, test, info, hidden=is_cold)
+
+
+SPLITS: dict[str, Callable[..., Split]] = {
     "loo": leave_one_out,
     "temporal": temporal,
+    "cold-items": cold_items,
 }
 
 
 def make_split(name: str, data: PreparedDataset) -> Split:
-    """Build the split called ``name``; unknown names list the known ones."""
-    if name not in SPLITS:
+    """Build the split called ``name``, e.g. ``loo`` or ``cold-items:share=0.2,seed=1``.
+
+    Unknown names and options list the known ones.
+    """
+    base, _, options = name.partition(":")
+    if base not in SPLITS:
         raise BenchmarkError(f"unknown split {name!r}; known splits: {', '.join(SPLITS)}")
-    return SPLITS[name](data)
+    function = SPLITS[base]
+    known = [p for p in inspect.signature(function).parameters if p != "data"]
+    kwargs: dict[str, float | int] = {}
+    for option in filter(None, options.split(",")):
+        key, _, value = option.partition("=")
+        if key not in known:
+            raise BenchmarkError(
+                f"split {name!r}: unknown option {key!r}; {base} takes {', '.join(known) or 'no options'}"
+            )
+        try:
+            kwargs[key] = int(value) if key in ("seed", "strata") else float(value)
+        except ValueError:
+            raise BenchmarkError(f"split {name!r}: option {key} needs a number, got {value!r}") from None
+    split = function(data, **kwargs)
+    split.name = name
+    return split

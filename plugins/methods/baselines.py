@@ -22,6 +22,7 @@ def register_methods(register) -> None:
             tokenizer="atomic",
             recommender="pop",
             description="most popular training items",
+            baseline=True,
         )
     )
     for loss in ("CE", "BCE"):
@@ -34,6 +35,7 @@ def register_methods(register) -> None:
                 defaults={"recommender.model": "SASRec", "recommender.loss_type": loss},
                 search_space=SEQUENTIAL_SPACE,
                 paper="Self-Attentive Sequential Recommendation, ICDM 2018",
+                baseline=True,
             )
         )
     register(
@@ -58,6 +60,7 @@ def register_methods(register) -> None:
                 "recommender.reg_weight",
             ),
             paper="LightGCN, SIGIR 2020",
+            baseline=True,
         )
     )
     register(
@@ -68,5 +71,6 @@ def register_methods(register) -> None:
             description="any RecBole model: recbole:<ModelName>, e.g. recbole:GRU4Rec",
             argument_param="recommender.model",
             search_space=("recommender.learning_rate", "recommender.embedding_size"),
+            baseline=True,
         )
     )
