@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     datasets = sub.add_parser("datasets", help="list datasets, or describe the named ones")
     datasets.add_argument("names", nargs="*")
-    datasets.add_argument("--split", default="loo,temporal")
+    datasets.add_argument("--split", default="loo,temporal,cold-items")
     datasets.add_argument("--k-core", type=int, default=5)
     datasets.set_defaults(func=cmd_datasets)
     return parser
