@@ -140,12 +140,32 @@ def machine() -> str:
     return f"{cores}-core CPU{memory} ({platform.machine()})"
 
 
-def execute(
-    request: RunRequest,
-    cache_dir: str | Path = DEFAULT_CACHE,
-    progress: bool = True,
-) -> tuple[dict[str, Any], Evaluation, Split]:
-    """Fit, evaluate on test once, and return the result row (not yet stored)."""
+@dataclass
+class FittedRun:
+    """A fitted tokenizer and recommender with what is needed to score them."""
+
+    request: RunRequest
+    method: ResolvedMethod
+    split: Split
+    data: TrainingData
+    run: RunInfo
+    identifiers: Any
+    recommender: Any
+    context: FitContext
+    tokenizer_seconds: float
+    train_seconds: float
+
+    def validate(self) -> dict[str, float]:
+        """Validation metrics (subset ``all``) of the fitted recommender."""
+        return self.context.validate(self.recommender)
+
+
+def fit(request: RunRequest, cache_dir: str | Path = DEFAULT_CACHE, progress: bool = True) -> FittedRun:
+    """Fit the method's tokenizer and recommender on the split's training part.
+
+    Nothing here reads the test cases: fitting gets :class:`TrainingData`, and
+    validation metrics come from the validation cases.
+    """
     method = resolve_method(request.method, request.profile, request.params)
     split = load_split(request.dataset, request.split, request.k_core)
     data = TrainingData.from_split(split)
@@ -189,42 +209,51 @@ def execute(
     tokenizer_seconds = time.perf_counter() - start
     recommender = recommender_spec.factory(method.recommender_params, request.seed)
     recommender.fit(data, identifiers, context)
-    train_seconds = time.perf_counter() - start
+    return FittedRun(request, method, split, data, run, identifiers, recommender, context,
+                     tokenizer_seconds, time.perf_counter() - start)
 
+
+def execute(
+    request: RunRequest,
+    cache_dir: str | Path = DEFAULT_CACHE,
+    progress: bool = True,
+) -> tuple[dict[str, Any], Evaluation, Split]:
+    """Fit, evaluate on test once, and return the result row (not yet stored)."""
+    fitted = fit(request, cache_dir, progress)
+    split, data = fitted.split, fitted.data
     # The single read of the test cases.
-    result = evaluate(recommender, split.test, split.n_items, request.exclude_seen,
+    result = evaluate(fitted.recommender, split.test, split.n_items, request.exclude_seen,
                       desc=f"test {request.method}", progress=progress)
     extra: dict[str, float] = {}
-    evaluation_input = EvaluationInput(data, split.test, identifiers, result.rankings, result.ranks)
+    evaluation_input = EvaluationInput(data, split.test, fitted.identifiers, result.rankings, result.ranks)
     for name, spec in plugins.get_evaluators().items():
         for metric, value in spec.evaluate(evaluation_input).items():
             extra[f"{name}/{metric}"] = float(value)
-    valid_final = validate(recommender)
     row = {
         "dataset": request.dataset,
         "split": request.split,
         "split_digest": split.digest(),
         "method": request.method,
-        "params": method.params,
+        "params": fitted.method.params,
         "seed": request.seed,
         "profile": request.profile,
         "exclude_seen": request.exclude_seen,
-        "backbone": recommender.backbone(),
+        "backbone": fitted.recommender.backbone(),
         "metrics": result.metrics,
-        "valid_metrics": valid_final,
+        "valid_metrics": fitted.validate(),
         "extra_metrics": extra,
         "ranks": result.ranks.tolist(),
         "case_labels": {"cold": split.test.cold.astype(int).tolist(), "group": split.test.groups.tolist()},
-        "train_seconds": train_seconds,
-        "tokenizer_seconds": tokenizer_seconds,
+        "train_seconds": fitted.train_seconds,
+        "tokenizer_seconds": fitted.tokenizer_seconds,
         "infer_seconds_per_1k": result.seconds_per_1000,
-        "info": {"epochs": run.state.get("epochs", []), "split": split.info,
-                 "identifiers": identifiers.info, "baseline": method.spec.baseline},
+        "info": {"epochs": fitted.run.state.get("epochs", []), "split": split.info,
+                 "identifiers": fitted.identifiers.info, "baseline": fitted.method.spec.baseline},
         "package_versions": package_versions(),
         "plugin_versions": plugins.plugin_versions(),
         "machine": machine(),
     }
-    hook.on_run_end(run=run, result=row)
+    plugins.pm.hook.on_run_end(run=fitted.run, result=row)
     return row, result, split
 
 
