@@ -47,6 +47,13 @@ def cmd_run(args: argparse.Namespace) -> None:
             raise ParameterError(
                 f"--param {key}: no selected method declares it; known: {', '.join(sorted(declared))}"
             )
+    tuned: dict[tuple[str, str], tuple[dict, int]] = {}
+    if args.tuned:
+        from benchmark.tuning import best_params
+
+        for split in splits:
+            for method in methods:
+                tuned[(split, method)] = best_params(method, args.dataset, split, args.profile, args.storage)
     for method in methods:
         resolve_method(method, args.profile, _method_overrides(overrides, method))
     command = "genrec-bench " + " ".join(shlex.quote(a) for a in args.argv)
@@ -56,9 +63,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     for split in splits:
         for method in methods:
             for seed in seeds:
+                params, trials = tuned.get((split, method), ({}, 0))
                 request = RunRequest(
                     dataset=args.dataset, split=split, method=method, seed=seed,
-                    profile=args.profile, params=_method_overrides(overrides, method),
+                    profile=args.profile, params={**params, **_method_overrides(overrides, method)},
                     exclude_seen=args.exclude_seen, k_core=args.k_core,
                 )
                 label = f"{args.dataset} {split} {method} seed={seed}"
@@ -67,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                     continue
                 row, evaluation, split_obj = execute(request, cache_dir=args.cache,
                                                      progress=not args.no_progress)
-                store.add(row, command=command)
+                store.add(row, command=command, tuned_trials=trials)
                 a = row["metrics"]["all"]
                 print(f"done {label}: R@10 {a['recall@10']:.4f} N@10 {a['ndcg@10']:.4f} "
                       f"train {row['train_seconds']:.1f}s", flush=True)
@@ -100,10 +108,32 @@ def _already_done(store: Store, request) -> bool:
     method = resolve_method(request.method, request.profile, request.params)
     split = load_split(request.dataset, request.split, request.k_core)
     return store.has(run_key({
-        "dataset": request.dataset, "split": request.split, "split_digest": split.digest(),
+        "dataset": request.dataset, "split": request.split, "split_digest": split.digest,
         "method": request.method, "params": method.params, "seed": request.seed,
         "profile": request.profile, "exclude_seen": request.exclude_seen,
     }))
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from benchmark.tuning import TuneRequest, plot_study, tunable_methods, tune
+
+    if args.all == bool(args.method):
+        raise BenchmarkError("tune: give --method M or --all (every method, the same --trials budget)")
+    methods = tunable_methods() if args.all else _csv(args.method)
+    for method in methods:
+        request = TuneRequest(
+            method=method, dataset=args.dataset, split=args.split, trials=args.trials,
+            timeout=args.timeout, storage=args.storage, study=args.study, profile=args.profile,
+            metric=args.metric, seed=args.seed, k_core=args.k_core, cache_dir=args.cache,
+            progress=not args.no_progress,
+        )
+        study = tune(request)
+        best = study.best_trial
+        print(f"{method}: best validation {args.metric} {best.value:.4f} (trial {best.number} of "
+              f"{len(study.trials)}) with {best.params}", flush=True)
+        stem = request.name.replace("|", "-").replace(":", "_").replace("@", "")
+        for path in plot_study(study, Path(args.leaderboards) / "tuning", stem):
+            print(f"plot: {path}")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
@@ -193,7 +223,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-rankings", metavar="FILE", help="write every test case's top-20 as JSON lines")
     run.add_argument("--force", action="store_true", help="re-run runs already in the store")
     run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--tuned", action="store_true",
+                     help="use each method's best trial from its study (genrec-bench tune)")
+    run.add_argument("--storage", default="sqlite:///runs/optuna.db", help="Optuna storage for --tuned")
     run.set_defaults(func=cmd_run)
+
+    tune = sub.add_parser("tune", help="Optuna study per method on validation data")
+    tune.add_argument("--method", help="comma-separated method names")
+    tune.add_argument("--all", action="store_true", help="every method with a search space")
+    tune.add_argument("--dataset", default="ml-100k")
+    tune.add_argument("--split", default="loo")
+    tune.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
+    tune.add_argument("--timeout", type=float, help="stop this worker after so many seconds")
+    tune.add_argument("--storage", default="sqlite:///runs/optuna.db",
+                      help="Optuna RDB URL; postgresql://... to share a study between workers")
+    tune.add_argument("--study", help="study name (default: dataset|split|method|profile|metric)")
+    tune.add_argument("--profile", default="tiny")
+    tune.add_argument("--metric", default="ndcg@10", help="validation metric to maximise")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--k-core", type=int, default=5)
+    tune.add_argument("--cache", default="runs/cache")
+    tune.add_argument("--leaderboards", default="leaderboards")
+    tune.add_argument("--no-progress", action="store_true")
+    tune.set_defaults(func=cmd_tune)
 
     board = sub.add_parser("leaderboard", help="render leaderboards from the store")
     board.add_argument("--dataset")

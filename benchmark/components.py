@@ -58,7 +58,7 @@ class TrainingData:
         return cls(
             dataset=split.dataset,
             split_name=split.name,
-            digest=split.digest(),
+            digest=split.digest,
             train=split.train,
             train_timestamps=split.train_timestamps,
             valid=split.valid,

@@ -232,7 +232,7 @@ def execute(
     row = {
         "dataset": request.dataset,
         "split": request.split,
-        "split_digest": split.digest(),
+        "split_digest": split.digest,
         "method": request.method,
         "params": fitted.method.params,
         "seed": request.seed,

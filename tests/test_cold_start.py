@@ -57,7 +57,7 @@ def test_cold_items_are_spread_over_popularity(data):
 def test_cold_items_split_is_seeded_and_recorded(data):
     a, b = make_split("cold-items", data), make_split("cold-items", data)
     c = make_split("cold-items:seed=7", data)
-    assert a.info["cold_items"] == b.info["cold_items"] and a.digest() == b.digest()
+    assert a.info["cold_items"] == b.info["cold_items"] and a.digest == b.digest
     assert a.info["cold_items"] != c.info["cold_items"]
     assert a.info["seed"] == 0 and c.info["seed"] == 7 and a.info["share"] == 0.1
     with pytest.raises(BenchmarkError, match="unknown option 'size'"):

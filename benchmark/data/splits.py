@@ -74,6 +74,7 @@ class Split:
     ``train[u]`` is user u's training items in time order (possibly empty).
     ``train_counts[i]`` is item i's training interaction count; items with zero are cold.
     ``group_of_item[i]`` is its popularity group 0..3, or -1 for cold items.
+    ``digest`` hashes the data and every case: equal digests mean the same split.
     """
 
     name: str
@@ -84,6 +85,7 @@ class Split:
     test: Cases
     train_counts: np.ndarray
     group_of_item: np.ndarray
+    digest: str = ""
     info: dict = field(default_factory=dict)
 
     @property
@@ -97,15 +99,6 @@ class Split:
     @property
     def cold_items(self) -> np.ndarray:
         return np.flatnonzero(self.train_counts == 0)
-
-    def digest(self) -> str:
-        """Hash of the data and every case: equal digests mean the same split."""
-        h = hashlib.sha256(self.dataset.digest().encode())
-        h.update(self.name.encode())
-        for cases in (self.valid, self.test):
-            h.update(cases.users.tobytes())
-            h.update(cases.targets.tobytes())
-        return h.hexdigest()[:16]
 
     def summary(self) -> dict[str, object]:
         """Counts for ``genrec-bench datasets``."""
@@ -163,15 +156,22 @@ def _finish(
             groups=groups[targets] if len(targets) else np.zeros(0, np.int64),
         )
 
+    valid, test = cases(valid_raw), cases(test_raw)
+    # Computed once here, so that later code never needs the test cases to identify a split.
+    h = hashlib.sha256(data.digest().encode())
+    for part in (valid, test):
+        h.update(part.users.tobytes())
+        h.update(part.targets.tobytes())
     return Split(
         name=name,
         dataset=data,
         train=train,
         train_timestamps=train_ts,
-        valid=cases(valid_raw),
-        test=cases(test_raw),
+        valid=valid,
+        test=test,
         train_counts=counts,
         group_of_item=groups,
+        digest=h.hexdigest()[:16],
         info=info,
     )
 
