@@ -18,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmark import runner
+from benchmark import plugins, runner
 from benchmark.cli import main
 from benchmark.errors import BenchmarkError
 from benchmark.store import Store
@@ -68,20 +68,32 @@ def test_search_spaces_come_from_declared_parameters():
         tune(TuneRequest(method="pop", dataset="synthetic"))
 
 
-def test_tuning_never_reads_test_and_beats_or_equals_defaults(guarded_split, tmp_path):
-    request = TuneRequest(method="sasrec-ce", dataset="synthetic", trials=4,
+@pytest.fixture
+def tiny_method(tmp_path):
+    path = tmp_path / "tiny_method.py"
+    path.write_text(TINY_METHOD)
+    name = plugins.load_plugin_file(path)
+    try:
+        yield path
+    finally:
+        plugins.pm.unregister(name=name)
+
+
+def test_tuning_never_reads_test_and_beats_or_equals_defaults(guarded_split, tiny_method, tmp_path):
+    request = TuneRequest(method="tiny-sasrec", dataset="synthetic", trials=3,
                           storage=f"sqlite:///{tmp_path}/optuna.db", cache_dir=str(tmp_path), progress=False)
     study = tune(request)
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
-    assert len(finished) == 4
-    default = runner.fit(runner.RunRequest("synthetic", "loo", "sasrec-ce"), tmp_path, False).validate()
+    assert len(finished) == 3
+    default = runner.fit(runner.RunRequest("synthetic", "loo", "tiny-sasrec"), tmp_path, False).validate()
     assert study.trials[0].value == pytest.approx(default["ndcg@10"])
     assert study.best_value >= default["ndcg@10"]
 
     # A re-run resumes: the finished trials stay and only the missing ones run.
-    study = tune(dataclasses.replace(request, trials=5))
-    assert len(study.trials) == 5
-    assert [t.number for t in study.trials[:4]] == [t.number for t in finished]
+    study = tune(dataclasses.replace(request, trials=4))
+    assert len(study.trials) == 4
+    assert [t.number for t in study.trials[:3]] == [t.number for t in finished]
+    assert study.trials[3].params != study.trials[1].params
 
 
 def test_run_tuned_uses_best_trial_and_marks_the_row(tmp_path, capsys):
