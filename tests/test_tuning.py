@@ -96,13 +96,12 @@ def test_tuning_never_reads_test_and_beats_or_equals_defaults(guarded_split, tin
     assert study.trials[3].params != study.trials[1].params
 
 
-def test_run_tuned_uses_best_trial_and_marks_the_row(tmp_path, capsys):
+def test_run_tuned_uses_best_trial_and_marks_the_row(tiny_method, tmp_path):
     storage = f"sqlite:///{tmp_path}/optuna.db"
     store = f"sqlite:///{tmp_path}/results.db"
     with pytest.raises(BenchmarkError, match="tune first"):
         best_params("sasrec-ce", "synthetic", "loo", "tiny", storage)
-    plugin = tmp_path / "tiny_method.py"
-    plugin.write_text(TINY_METHOD)
+    plugin = tiny_method
     assert main(["--plugin", str(plugin), "tune", "--method", "tiny-sasrec", "--dataset", "synthetic",
                  "--trials", "2", "--storage", storage, "--leaderboards", str(tmp_path), "--no-progress",
                  "--cache", str(tmp_path / "cache")]) == 0
