@@ -18,8 +18,9 @@ run: $(STAMP)
 	$(VENV)/bin/genrec-bench run --dataset ml-100k --split loo,temporal \
 		--methods pop,sasrec-ce,sasrec-bce,lightgcn --seeds 0,1,2
 
+# pytest exits 5 when it collected no test: that fails too, with a message.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check benchmark plugins tests
