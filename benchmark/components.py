@@ -170,6 +170,7 @@ class EvaluationInput:
     identifiers: ItemIdentifiers
     rankings: np.ndarray
     ranks: np.ndarray
+    context: FitContext | None = None
 
 
 # --------------------------------------------------------------------------- specs

@@ -37,6 +37,7 @@ DEFAULT_PLUGINS = (
     "plugins.datasets.atomic",
     "plugins.datasets.amazon",
     "plugins.datasets.synthetic",
+    "plugins.encoders.text",
     "plugins.tokenizers.atomic",
     "plugins.recommenders.popularity",
     "plugins.recommenders.recbole",

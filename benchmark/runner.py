@@ -225,7 +225,8 @@ def execute(
     result = evaluate(fitted.recommender, split.test, split.n_items, request.exclude_seen,
                       desc=f"test {request.method}", progress=progress)
     extra: dict[str, float] = {}
-    evaluation_input = EvaluationInput(data, split.test, fitted.identifiers, result.rankings, result.ranks)
+    evaluation_input = EvaluationInput(data, split.test, fitted.identifiers, result.rankings, result.ranks,
+                                       fitted.context)
     for name, spec in plugins.get_evaluators().items():
         for metric, value in spec.evaluate(evaluation_input).items():
             extra[f"{name}/{metric}"] = float(value)
