@@ -290,6 +290,9 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "- Infer s/1k users: seconds to rank the full catalog for 1,000 test cases; Train s: tokenizer "
         "plus recommender fitting, validation included.",
         "- Model selection (early stopping) used validation cases only.",
+        "- With seen items rankable (the generative papers' protocol), models that score a user's own "
+        "training items highest (LightGCN, BPR-trained CF) lose most: on MovieLens users rarely re-rate a "
+        "movie. `--exclude-seen` removes seen items for every method alike.",
         "",
     ]
     md_path = out_dir / f"{stem}.md"

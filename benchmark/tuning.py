@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
@@ -82,7 +82,7 @@ def storage_for(url: str) -> RDBStorage:
         url,
         heartbeat_interval=10,
         grace_period=30,
-        failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
+        failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
     )
 
 
