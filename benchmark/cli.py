@@ -31,7 +31,7 @@ def _seeds(text: str) -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.leaderboard import render
-    from benchmark.runner import RunRequest, execute, resolve_method, save_rankings
+    from benchmark.runner import RunRequest, declared_params, execute, resolve_method, save_rankings
 
     store = Store(args.store)
     overrides = parse_assignments(args.param or [])
@@ -39,8 +39,6 @@ def cmd_run(args: argparse.Namespace) -> None:
     splits = _csv(args.split)
     seeds = _seeds(args.seeds)
     # Resolve every method before training anything: a typo fails in a second, not an hour.
-    from benchmark.runner import declared_params
-
     declared = set().union(*(declared_params(m) for m in methods))
     for key in overrides:
         if ":" not in key and key not in declared:
@@ -70,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                     exclude_seen=args.exclude_seen, k_core=args.k_core,
                 )
                 label = f"{args.dataset} {split} {method} seed={seed}"
-                if not args.force and not args.save_rankings and _already_done(store, request):
+                if not args.force and not args.save_rankings and _already_done(store, request, trials):
                     print(f"skip {label}: already in the store (--force re-runs it)", flush=True)
                     continue
                 row, evaluation, split_obj = execute(request, cache_dir=args.cache,
@@ -102,7 +100,7 @@ def _method_overrides(overrides: dict[str, str], method: str) -> dict[str, str]:
     return chosen
 
 
-def _already_done(store: Store, request) -> bool:
+def _already_done(store: Store, request, tuned_trials: int) -> bool:
     from benchmark.runner import load_split, resolve_method
 
     method = resolve_method(request.method, request.profile, request.params)
@@ -110,7 +108,7 @@ def _already_done(store: Store, request) -> bool:
     return store.has(run_key({
         "dataset": request.dataset, "split": request.split, "split_digest": split.digest,
         "method": request.method, "params": method.params, "seed": request.seed,
-        "profile": request.profile, "exclude_seen": request.exclude_seen,
+        "profile": request.profile, "exclude_seen": request.exclude_seen, "tuned_trials": tuned_trials,
     }))
 
 

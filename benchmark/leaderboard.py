@@ -291,8 +291,8 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "plus recommender fitting, validation included.",
         "- Model selection (early stopping) used validation cases only.",
         "- With seen items rankable (the generative papers' protocol), models that score a user's own "
-        "training items highest (graph or matrix-factorisation CF trained with BPR) lose most: on MovieLens users rarely re-rate a "
-        "movie. `--exclude-seen` removes seen items for every method alike.",
+        "training items highest (graph or matrix-factorisation CF trained with BPR) lose most: on "
+        "MovieLens users rarely re-rate a movie. `--exclude-seen` removes seen items for every method alike.",
         "",
     ]
     md_path = out_dir / f"{stem}.md"

@@ -47,10 +47,12 @@ def run_key(row: dict[str, Any]) -> str:
     """Identity of a run: equal keys mean the same experiment (used to resume)."""
     from benchmark.cache import content_hash
 
-    return content_hash(
-        row["dataset"], row["split"], row["split_digest"], row["method"], row["params"],
-        row["seed"], row["profile"], row["exclude_seen"],
-    )
+    parts = [row["dataset"], row["split"], row["split_digest"], row["method"], row["params"],
+             row["seed"], row["profile"], row["exclude_seen"]]
+    # A tuned run is a different experiment even when the best trial equals the defaults.
+    if row.get("tuned_trials"):
+        parts.append(row["tuned_trials"])
+    return content_hash(*parts)
 
 
 class Store:
@@ -66,7 +68,7 @@ class Store:
     def add(self, row: dict[str, Any], command: str = "", tuned_trials: int = 0) -> int:
         record = {k: v for k, v in row.items() if k not in JSON_FIELDS}
         record.update({k: json.dumps(row.get(k)) for k in JSON_FIELDS})
-        record["run_key"] = run_key(row)
+        record["run_key"] = run_key({**row, "tuned_trials": tuned_trials})
         record["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         record["command"] = command
         record["tuned_trials"] = tuned_trials
