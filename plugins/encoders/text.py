@@ -64,7 +64,8 @@ class MeanPoolingEncoder:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
             self.model = AutoModel.from_pretrained(self.path).eval()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            # OSError: no such path or hub name; ValueError: a folder that holds no model.
             raise PluginError(f"encoder: cannot load model {self.path!r}: {exc}") from None
         self.dim = int(self.model.config.hidden_size)
 
