@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "plugins.datasets.synthetic",
     "plugins.encoders.text",
     "plugins.tokenizers.atomic",
+    "plugins.tokenizers.p5",
     "plugins.recommenders.popularity",
     "plugins.recommenders.recbole",
     "plugins.evaluators.coverage",
