@@ -1,4 +1,4 @@
-"""Command line: ``genrec-bench run | leaderboard | plugins | methods | datasets``."""
+"""Command line: ``genrec-bench run | leaderboard | plugins | methods | datasets | inspect``."""
 
 from __future__ import annotations
 
@@ -199,6 +199,18 @@ def cmd_datasets(args: argparse.Namespace) -> None:
                                       "Train interactions", "Cold items"]))
 
 
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from benchmark.inspection import inspect_tokenizer
+
+    result = inspect_tokenizer(
+        args.dataset, args.tokenizer, split=args.split, params=parse_assignments(args.param or []),
+        profile=args.profile, seed=args.seed, cache_dir=args.cache, progress=not args.no_progress,
+    )
+    print(f"{args.tokenizer} on {args.dataset} {args.split} ({args.profile}, seed {args.seed})")
+    print(tabulate([[name, value] for name, value in result.items()], headers=["Diagnostic", "Value"],
+                   floatfmt=".4f"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genrec-bench", description=__doc__)
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE",
@@ -265,6 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--split", default="loo,temporal,cold-items")
     datasets.add_argument("--k-core", type=int, default=5)
     datasets.set_defaults(func=cmd_datasets)
+
+    inspect = sub.add_parser("inspect", help="fit a tokenizer alone and print diagnostics of its identifiers")
+    inspect.add_argument("what", choices=["tokenizer"])
+    inspect.add_argument("--dataset", default="ml-100k")
+    inspect.add_argument("--tokenizer", required=True, help="a registered tokenizer of 'codes' identifiers")
+    inspect.add_argument("--split", default="loo")
+    inspect.add_argument("--param", action="append", metavar="KEY=VALUE",
+                         help="override a tokenizer parameter, e.g. alpha=0.1 (no 'tokenizer.' prefix)")
+    inspect.add_argument("--profile", default="tiny")
+    inspect.add_argument("--seed", type=int, default=0)
+    inspect.add_argument("--cache", default="runs/cache")
+    inspect.add_argument("--no-progress", action="store_true")
+    inspect.set_defaults(func=cmd_inspect)
     return parser
 
 

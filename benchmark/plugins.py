@@ -39,10 +39,14 @@ DEFAULT_PLUGINS = (
     "plugins.datasets.synthetic",
     "plugins.encoders.text",
     "plugins.tokenizers.atomic",
+    "plugins.tokenizers.rqvae",
+    "plugins.tokenizers.letter",
+    "plugins.tokenizers.lcrec",
     "plugins.tokenizers.p5",
     "plugins.recommenders.popularity",
     "plugins.recommenders.recbole",
     "plugins.evaluators.coverage",
+    "plugins.evaluators.tokenizer_diagnostics",
     "plugins.methods.baselines",
 )
 ENTRY_POINT_GROUP = "genrec_bench"

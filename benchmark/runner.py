@@ -160,6 +160,33 @@ class FittedRun:
         return self.context.validate(self.recommender)
 
 
+def make_context(
+    run: RunInfo, split: Split, cache_dir: str | Path, exclude_seen: bool = False, progress: bool = True
+) -> FitContext:
+    """Fitting services for ``run``: validation on ``split``'s validation cases only, the
+    ``on_epoch_end`` hook, the cache folder."""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+
+    def validate(recommender) -> dict[str, float]:
+        result = evaluate(recommender, split.valid, split.n_items, exclude_seen, desc="validate", progress=False)
+        return {k: v for k, v in result.metrics["all"].items() if v is not None}
+
+    def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+        run.state.setdefault("epochs", []).append({"epoch": epoch, **metrics})
+        plugins.pm.hook.on_epoch_end(run=run, epoch=epoch, valid_metrics=metrics)
+
+    return FitContext(
+        run=run,
+        seed=run.seed,
+        profile=run.profile,
+        cache_dir=str(cache_dir),
+        validate=validate,
+        epoch_end=epoch_end,
+        progress=progress,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+    )
+
+
 def fit(request: RunRequest, cache_dir: str | Path = DEFAULT_CACHE, progress: bool = True) -> FittedRun:
     """Fit the method's tokenizer and recommender on the split's training part.
 
@@ -177,29 +204,8 @@ def fit(request: RunRequest, cache_dir: str | Path = DEFAULT_CACHE, progress: bo
         seed=request.seed,
         profile=request.profile,
     )
-    hook = plugins.pm.hook
-    hook.on_run_start(run=run)
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-
-    def validate(recommender) -> dict[str, float]:
-        result = evaluate(recommender, split.valid, split.n_items, request.exclude_seen,
-                          desc="validate", progress=False)
-        return {k: v for k, v in result.metrics["all"].items() if v is not None}
-
-    def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-        run.state.setdefault("epochs", []).append({"epoch": epoch, **metrics})
-        hook.on_epoch_end(run=run, epoch=epoch, valid_metrics=metrics)
-
-    context = FitContext(
-        run=run,
-        seed=request.seed,
-        profile=request.profile,
-        cache_dir=str(cache_dir),
-        validate=validate,
-        epoch_end=epoch_end,
-        progress=progress,
-        device="cuda" if torch.cuda.is_available() else "cpu",
-    )
+    plugins.pm.hook.on_run_start(run=run)
+    context = make_context(run, split, cache_dir, request.exclude_seen, progress)
     tokenizer_spec = plugins.get_tokenizers()[method.spec.tokenizer]
     recommender_spec = plugins.get_recommenders()[method.spec.recommender]
     seed_everything(request.seed)

@@ -1,0 +1,64 @@
+"""Inspect a tokenizer without a recommender: fit it on a split and diagnose its identifiers.
+
+``genrec-bench inspect tokenizer --dataset ml-100k --tokenizer letter`` prints what
+:func:`inspect_tokenizer` returns: codebook utilisation and entropy per level, collision
+rates before and after the collision level, the CF-neighbour code overlap LETTER reports
+(Table 4 of ``papers/letter.txt``) and the fitting time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmark import plugins
+from benchmark.components import RunInfo, TrainingData
+from benchmark.errors import BenchmarkError, PluginError
+from benchmark.evaluation.identifiers import diagnose
+from benchmark.params import resolve
+
+
+def inspect_tokenizer(
+    dataset: str,
+    tokenizer: str,
+    split: str = "loo",
+    params: dict | None = None,
+    profile: str = "tiny",
+    seed: int = 0,
+    cache_dir: str = "runs/cache",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit ``tokenizer`` on the training part of ``dataset``/``split`` and diagnose its ``codes``.
+
+    ``params`` are the tokenizer's own (no ``tokenizer.`` prefix). The CF-neighbour overlap
+    needs SASRec item embeddings from :func:`plugins.recommenders.recbole.cf_embeddings`:
+    when they are not cached under ``cache_dir`` this trains SASRec on the training part
+    (minutes on a CPU; validation cases pick its epoch, as in a run). Returns the flat
+    diagnostics of :func:`benchmark.evaluation.identifiers.diagnose` plus ``fit_seconds``.
+    """
+    from benchmark.runner import load_split, make_context, seed_everything
+    from plugins.recommenders.recbole import cf_embeddings
+
+    specs = plugins.get_tokenizers()
+    if tokenizer not in specs:
+        raise PluginError(f"unknown tokenizer {tokenizer!r}; known tokenizers: {', '.join(sorted(specs))}")
+    spec = specs[tokenizer]
+    resolved = resolve(spec.params, profile, params, f"tokenizer {tokenizer!r}")
+    loaded = load_split(dataset, split)
+    data = TrainingData.from_split(loaded)
+    run = RunInfo(dataset=dataset, split=split, method=f"inspect:{tokenizer}",
+                  params={f"tokenizer.{k}": v for k, v in resolved.items()}, seed=seed, profile=profile)
+    # Tokenizers do not validate; SASRec, trained for the CF embeddings, does, as in a run.
+    context = make_context(run, loaded, cache_dir, progress=progress)
+    seed_everything(seed)
+    start = time.perf_counter()
+    identifiers = spec.factory(resolved, seed).fit(data, context)
+    fit_seconds = time.perf_counter() - start
+    if identifiers.kind != "codes":
+        raise BenchmarkError(
+            f"tokenizer {tokenizer!r} makes {identifiers.kind!r} identifiers; inspect diagnoses 'codes' only"
+        )
+    cf = cf_embeddings(data, context)
+    result = diagnose(identifiers, cf, data.train_counts > 0)
+    result["fit_seconds"] = fit_seconds
+    return result
