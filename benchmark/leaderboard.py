@@ -266,11 +266,18 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         f"![Popularity groups]({stem}-groups.png)",
         "",
     ]
-    if len(tables["extra_header"]) > 1:
+    # One table per evaluator plugin (e.g. `coverage`, `tokenizer` diagnostics), rows
+    # limited to the methods it reported on.
+    evaluators = sorted({name.split("/", 1)[0] for name in tables["extra_header"][1:]})
+    for evaluator in evaluators:
+        columns = [i for i, name in enumerate(tables["extra_header"]) if name.startswith(f"{evaluator}/")]
+        rows = [[row[0]] + [row[i] for i in columns] for row in tables["extra"]
+                if any(row[i] != "n/a" for i in columns)]
         lines += [
-            "## Evaluator plugins (mean over seeds)",
+            f"## Evaluator `{evaluator}` (mean over seeds)",
             "",
-            tabulate(tables["extra"], headers=tables["extra_header"], tablefmt="github", disable_numparse=True),
+            tabulate(rows, headers=["Method"] + [tables["extra_header"][i].split("/", 1)[1] for i in columns],
+                     tablefmt="github", disable_numparse=True),
             "",
         ]
     lines += [
