@@ -206,8 +206,7 @@ def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "counts": counts,
         "header": header,
         "main": main,
-        "groups_header": ["Method"] + [f"{g} {m} (n={counts[g]})" for g in POPULARITY_GROUPS
-                                       for m in ("R@10", "N@10")],
+        "groups_header": ["Method"] + [header_for(g, g, m) for g in POPULARITY_GROUPS for m in ("R@10", "N@10")],
         "groups": groups_table,
         "extra_header": ["Method", *extra_names],
         "extra": extra_rows,
