@@ -160,6 +160,11 @@ def test_semid_separates_items_on_the_same_path(tmp_path: Path) -> None:
     assert identifiers.vocab_sizes == (3, 3, 2)
     assert identifiers.info["collisions_before"] == 2
     assert identifiers.info["field"] == "category"
+    # Diagnostics measure the path levels, not the appended index level.
+    from benchmark.evaluation.identifiers import diagnose
+
+    assert diagnose(identifiers)["collision_rate_before"] == 0.5
+    assert diagnose(identifiers)["collision_rate_after"] == 0.0
 
 
 def test_semid_falls_back_to_first_genre(tmp_path: Path) -> None:

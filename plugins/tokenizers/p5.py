@@ -111,6 +111,8 @@ def _codes_identifiers(paths: np.ndarray, info: dict[str, Any]) -> ItemIdentifie
         "collisions_before": collisions,
         "collision_rate_before": collision_rate(paths),
         "levels": int(codes.shape[1]),
+        # The appended index level separates items; diagnostics measure the path levels.
+        "semantic_levels": int(paths.shape[1]),
         **info,
     }
     return ItemIdentifiers(kind="codes", n_items=len(codes), codes=codes, vocab_sizes=vocab_sizes, info=info)
