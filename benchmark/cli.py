@@ -113,7 +113,7 @@ def _already_done(store: Store, request, tuned_trials: int) -> bool:
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
-    from benchmark.tuning import TuneRequest, plot_study, tunable_methods, tune
+    from benchmark.tuning import TuneRequest, plot_study, tunable_methods, tune, write_study_report
 
     if args.all == bool(args.method):
         raise BenchmarkError("tune: give --method M or --all (every method, the same --trials budget)")
@@ -130,6 +130,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
         print(f"{method}: best validation {args.metric} {best.value:.4f} (trial {best.number} of "
               f"{len(study.trials)}) with {best.params}", flush=True)
         stem = request.name.replace("|", "-").replace(":", "_").replace("@", "")
+        command = "genrec-bench " + " ".join(shlex.quote(a) for a in args.argv)
+        print(f"report: {write_study_report(study, Path(args.leaderboards) / 'tuning', stem, command)}")
         for path in plot_study(study, Path(args.leaderboards) / "tuning", stem):
             print(f"plot: {path}")
 

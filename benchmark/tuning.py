@@ -179,6 +179,45 @@ def tunable_methods() -> list[str]:
             if spec.argument_param is None and search_space(name)]
 
 
+def write_study_report(study: optuna.Study, out_dir: str | Path, stem: str, command: str) -> Path:
+    """``<stem>.md``: every trial of the study, with the command, date, machine and versions."""
+    from datetime import datetime, timezone
+
+    from tabulate import tabulate
+
+    from benchmark.runner import machine, package_versions
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    versions = package_versions()
+    rows = [[t.number, t.state.name.lower(), "n/a" if t.value is None else f"{t.value:.4f}",
+             ", ".join(f"{k.split('.', 1)[1]}={v:.4g}" if isinstance(v, float) else f"{k.split('.', 1)[1]}={v}"
+                       for k, v in t.params.items())]
+            for t in study.get_trials(deepcopy=False)]
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    lines = [
+        f"# Optuna study `{study.study_name}`",
+        "",
+        f"Produced by: `{command}`",
+        "",
+        f"- Date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f"- Machine: {machine()}",
+        "- Packages: " + ", ".join(f"{p} {versions[p]}" for p in ("genrec-bench", "torch", "recbole", "optuna")),
+        f"- Objective: validation {study.user_attrs.get('metric', 'ndcg@10')} (maximised); "
+        f"{finished} finished trials; trial 0 holds the method's defaults",
+        f"- Best: trial {study.best_trial.number}, {study.best_value:.4f}",
+        "",
+        tabulate(rows, headers=["Trial", "State", "Validation", "Parameters"], tablefmt="github",
+                 disable_numparse=True),
+        "",
+        f"![history]({stem}-history.png)",
+        "",
+    ]
+    path = out_dir / f"{stem}.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
 def plot_study(study: optuna.Study, out_dir: str | Path, stem: str) -> list[Path]:
     """Optimisation history and parameter importances as PNG files."""
     import matplotlib

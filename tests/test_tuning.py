@@ -106,6 +106,8 @@ def test_run_tuned_uses_best_trial_and_marks_the_row(tiny_method, tmp_path):
                  "--trials", "2", "--storage", storage, "--leaderboards", str(tmp_path), "--no-progress",
                  "--cache", str(tmp_path / "cache")]) == 0
     assert (tmp_path / "tuning" / "synthetic-loo-tiny-sasrec-tiny-ndcg10-history.png").exists()
+    report = (tmp_path / "tuning" / "synthetic-loo-tiny-sasrec-tiny-ndcg10.md").read_text()
+    assert "Produced by: `genrec-bench" in report and "Machine:" in report and "learning_rate=" in report
     params, trials = best_params("tiny-sasrec", "synthetic", "loo", "tiny", storage)
     assert trials == 2 and set(params) == {"recommender.learning_rate"}
     assert main(["--plugin", str(plugin), "run", "--dataset", "synthetic", "--methods", "tiny-sasrec",
