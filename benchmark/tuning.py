@@ -204,7 +204,8 @@ def write_study_report(study: optuna.Study, out_dir: str | Path, stem: str, comm
         f"- Machine: {machine()}",
         "- Packages: " + ", ".join(f"{p} {versions[p]}" for p in ("genrec-bench", "torch", "recbole", "optuna")),
         f"- Objective: validation {study.user_attrs.get('metric', 'ndcg@10')} (maximised); "
-        f"{finished} finished trials; trial 0 holds the method's defaults",
+        f"{finished} finished trials; the first trial holds the method's defaults (a failed trial is retried "
+        "with the same parameters)",
         f"- Best: trial {study.best_trial.number}, {study.best_value:.4f}",
         "",
         tabulate(rows, headers=["Trial", "State", "Validation", "Parameters"], tablefmt="github",
