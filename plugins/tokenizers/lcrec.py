@@ -31,9 +31,8 @@ from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, Tra
 from benchmark.evaluation.identifiers import codebook_utilisation
 from benchmark.identifiers import collision_rate, disambiguate
 from benchmark.params import Param
-from plugins.encoders.text import encode_items
 from plugins.tokenizers.rqvae import PARAMS as RQVAE_PARAMS
-from plugins.tokenizers.rqvae import array_digest, cached_codes, train_rqvae, training_info
+from plugins.tokenizers.rqvae import RQVAETokenizer, array_digest, cached_codes, train_rqvae, training_info
 
 PARAMS = tuple(replace(p, default=4, profiles={}, low=3, high=5) if p.name == "levels" else p
                for p in RQVAE_PARAMS) + (
@@ -92,18 +91,11 @@ def uniform_semantic_codes(
     return assign_last_level(prefixes, log_plan)
 
 
-class LCRecTokenizer:
+class LCRecTokenizer(RQVAETokenizer):
     """RQ-VAE codes with a Sinkhorn-balanced, collision-free last level."""
 
-    kind = "codes"
-
-    def __init__(self, params: dict[str, Any], seed: int):
-        self.params = params
-        self.seed = seed
-
     def fit(self, data: TrainingData, context: FitContext) -> ItemIdentifiers:
-        embeddings = encode_items(data.dataset, context.cache_dir, self.params["text_encoder"],
-                                  progress=context.progress)
+        embeddings = self.item_embeddings(data, context)
 
         def compute() -> tuple[np.ndarray, dict]:
             trained = train_rqvae(embeddings, self.params, self.seed, progress=context.progress, desc="lcrec")

@@ -40,13 +40,13 @@ from scipy.optimize import linear_sum_assignment
 from benchmark import hookimpl
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.params import Param
-from plugins.encoders.text import encode_items
 from plugins.recommenders.recbole import cf_embeddings
 from plugins.tokenizers.rqvae import PARAMS as RQVAE_PARAMS
 from plugins.tokenizers.rqvae import (
     RQVAE,
     Regulariser,
     RQVAEOutput,
+    RQVAETokenizer,
     array_digest,
     cached_codes,
     code_identifiers,
@@ -165,18 +165,11 @@ class LetterRegulariser(Regulariser):
         return terms
 
 
-class LetterTokenizer:
+class LetterTokenizer(RQVAETokenizer):
     """RQ-VAE codes regularised towards CF neighbourhoods and a diverse codebook."""
 
-    kind = "codes"
-
-    def __init__(self, params: dict[str, Any], seed: int):
-        self.params = params
-        self.seed = seed
-
     def fit(self, data: TrainingData, context: FitContext) -> ItemIdentifiers:
-        embeddings = encode_items(data.dataset, context.cache_dir, self.params["text_encoder"],
-                                  progress=context.progress)
+        embeddings = self.item_embeddings(data, context)
         cf = cf_embeddings(data, context)
         warm = data.train_counts > 0
 

@@ -358,7 +358,10 @@ def code_identifiers(codes: np.ndarray, codebook_size: int, info: dict[str, Any]
 
 
 class RQVAETokenizer:
-    """Content-only semantic ids: text embedding -> RQ-VAE codes -> collision level."""
+    """Content-only semantic ids: text embedding -> RQ-VAE codes -> collision level.
+
+    LETTER and LC-Rec subclass it: same parameters, text embeddings and seeding.
+    """
 
     kind = "codes"
 
@@ -366,9 +369,12 @@ class RQVAETokenizer:
         self.params = params
         self.seed = seed
 
+    def item_embeddings(self, data: TrainingData, context: FitContext) -> np.ndarray:
+        """Text embeddings of every catalog item (cached by the encoder plugin)."""
+        return encode_items(data.dataset, context.cache_dir, self.params["text_encoder"], progress=context.progress)
+
     def fit(self, data: TrainingData, context: FitContext) -> ItemIdentifiers:
-        embeddings = encode_items(data.dataset, context.cache_dir, self.params["text_encoder"],
-                                  progress=context.progress)
+        embeddings = self.item_embeddings(data, context)
 
         def compute() -> tuple[np.ndarray, dict]:
             trained = train_rqvae(embeddings, self.params, self.seed, progress=context.progress)
