@@ -32,6 +32,7 @@ class CaseBatch:
     users: np.ndarray
     histories: list[np.ndarray]
     seen: list[np.ndarray]
+    exclude: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -52,6 +53,7 @@ class TrainingData:
     train_counts: np.ndarray
     group_of_item: np.ndarray
     digest: str = ""
+    max_history: int = 20
 
     @classmethod
     def from_split(cls, split: Split) -> TrainingData:
@@ -145,6 +147,13 @@ class Recommender:
     def backbone(self) -> str:
         """Short description of the model size for the leaderboard."""
         return type(self).__name__
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """Learnt item vectors in our item order, shape (n_items, d), or ``None``.
+
+        The harness's CF-embedding service reads them from the configured CF method.
+        """
+        return None
 
 
 @dataclass
