@@ -11,6 +11,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from benchmark import plugins
+from benchmark.data.splits import DEFAULT_MAX_HISTORY
 from benchmark.errors import BenchmarkError, ParameterError
 from benchmark.params import parse_assignments
 from benchmark.store import DEFAULT_URL, Store, run_key
@@ -29,11 +30,30 @@ def _seeds(text: str) -> list[int]:
         raise BenchmarkError(f"--seeds {text!r}: write integers separated by commas, e.g. 0,1,2") from None
 
 
+def board_dir(args: argparse.Namespace) -> Path:
+    """Where boards (and their results archive) go: ``--leaderboards`` if given, else
+    ``leaderboards/`` for the default store, else ``<store>-leaderboards/`` next to a SQLite
+    store (``runs/leaderboards-<hash>/`` for a server URL), so a scratch store never rewrites
+    the committed boards."""
+    if args.leaderboards:
+        return Path(args.leaderboards)
+    if args.store == DEFAULT_URL:
+        return Path("leaderboards")
+    if args.store.startswith("sqlite:///"):
+        path = Path(args.store.removeprefix("sqlite:///"))
+        return path.with_name(f"{path.stem}-leaderboards")
+    from benchmark.cache import content_hash
+
+    return Path("runs") / f"leaderboards-{content_hash(args.store)[:8]}"
+
+
 def cmd_run(args: argparse.Namespace) -> None:
+    from benchmark.archive import export_archive, import_archive
     from benchmark.leaderboard import render
     from benchmark.runner import RunRequest, declared_params, execute, resolve_method, save_rankings
 
     store = Store(args.store)
+    boards = board_dir(args)
     overrides = parse_assignments(args.param or [])
     methods = _csv(args.methods)
     splits = _csv(args.split)
@@ -55,6 +75,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     for method in methods:
         resolve_method(method, args.profile, _method_overrides(overrides, method))
     command = "genrec-bench " + " ".join(shlex.quote(a) for a in args.argv)
+    added = import_archive(store, boards)
+    if added:
+        print(f"imported {added} archived runs from {boards / 'results'}", flush=True)
     if args.save_rankings:
         Path(args.save_rankings).unlink(missing_ok=True)
     started = time.perf_counter()
@@ -65,21 +88,31 @@ def cmd_run(args: argparse.Namespace) -> None:
                 request = RunRequest(
                     dataset=args.dataset, split=split, method=method, seed=seed,
                     profile=args.profile, params={**params, **_method_overrides(overrides, method)},
-                    exclude_seen=args.exclude_seen, k_core=args.k_core,
+                    keep_seen=args.keep_seen, k_core=args.k_core, max_history=args.max_history,
                 )
                 label = f"{args.dataset} {split} {method} seed={seed}"
-                if not args.force and not args.save_rankings and _already_done(store, request, trials):
+                key = request_key(request, trials)
+                if not args.force and not args.save_rankings and store.has(key):
                     print(f"skip {label}: already in the store (--force re-runs it)", flush=True)
                     continue
-                row, evaluation, split_obj = execute(request, cache_dir=args.cache,
-                                                     progress=not args.no_progress)
-                store.add(row, command=command, tuned_trials=trials)
+                owner = store.claim(key)
+                if owner is not None:
+                    print(f"skip {label}: being run by {owner} on this store", flush=True)
+                    continue
+                with store.claimed(key):
+                    if not args.force and not args.save_rankings and store.has(key):
+                        print(f"skip {label}: finished by another run meanwhile", flush=True)
+                        continue
+                    row, evaluation, split_obj = execute(request, cache_dir=args.cache,
+                                                         progress=not args.no_progress)
+                    store.add(row, command=command, tuned_trials=trials)
                 a = row["metrics"]["all"]
                 print(f"done {label}: R@10 {a['recall@10']:.4f} N@10 {a['ndcg@10']:.4f} "
                       f"train {row['train_seconds']:.1f}s", flush=True)
                 if args.save_rankings:
                     save_rankings(args.save_rankings, split_obj, evaluation, method, seed)
-        path = render(store, args.dataset, split, args.leaderboards)
+        path = render(store, args.dataset, split, boards)
+        export_archive(store, boards, args.dataset, split)
         print(f"leaderboard: {path}", flush=True)
     print(f"wall time: {time.perf_counter() - started:.1f}s")
 
@@ -100,16 +133,18 @@ def _method_overrides(overrides: dict[str, str], method: str) -> dict[str, str]:
     return chosen
 
 
-def _already_done(store: Store, request, tuned_trials: int) -> bool:
+def request_key(request, tuned_trials: int) -> str:
+    """The store's run key of ``request``, computed without fitting anything."""
     from benchmark.runner import load_split, resolve_method
 
     method = resolve_method(request.method, request.profile, request.params)
-    split = load_split(request.dataset, request.split, request.k_core)
-    return store.has(run_key({
+    split = load_split(request.dataset, request.split, request.k_core, request.max_history)
+    return run_key({
         "dataset": request.dataset, "split": request.split, "split_digest": split.digest,
         "method": request.method, "params": method.params, "seed": request.seed,
-        "profile": request.profile, "exclude_seen": request.exclude_seen, "tuned_trials": tuned_trials,
-    }))
+        "profile": request.profile, "exclude_seen": not request.keep_seen, "tuned_trials": tuned_trials,
+        "code_hashes": plugins.code_hashes(request.method),
+    })
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
@@ -137,9 +172,12 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from benchmark.archive import export_archive, import_archive
     from benchmark.leaderboard import render
 
     store = Store(args.store)
+    boards = board_dir(args)
+    import_archive(store, boards)
     pairs = store.combinations()
     if args.dataset:
         pairs = [p for p in pairs if p[0] == args.dataset]
@@ -148,7 +186,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     if not pairs:
         raise BenchmarkError(f"no runs in {args.store} for these filters; run `genrec-bench run` first")
     for dataset, split in pairs:
-        print(render(store, dataset, split, args.leaderboards))
+        print(render(store, dataset, split, boards))
+        export_archive(store, boards, dataset, split)
 
 
 def cmd_plugins(args: argparse.Namespace) -> None:
@@ -227,11 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="tiny", help="tiny (CPU, minutes) or paper")
     run.add_argument("--param", action="append", metavar="[METHOD:]KEY=VALUE",
                      help="override a parameter, e.g. recommender.epochs=3 or sasrec-ce:recommender.epochs=3")
-    run.add_argument("--exclude-seen", action="store_true", help="drop history items from every ranking")
+    run.add_argument("--keep-seen", action="store_true",
+                     help="keep the user's history items rankable (the generative papers' protocol); "
+                     "default: excluded from every ranking")
     run.add_argument("--k-core", type=int, default=5)
+    run.add_argument("--max-history", type=int, default=DEFAULT_MAX_HISTORY,
+                     help="items of history a model reads (part of the split digest)")
     run.add_argument("--store", default=DEFAULT_URL, help="SQLAlchemy URL of the results store")
     run.add_argument("--cache", default="runs/cache")
-    run.add_argument("--leaderboards", default="leaderboards")
+    run.add_argument("--leaderboards", help="board folder (default: leaderboards/ for the default store, "
+                     "else a leaderboards folder next to the store)")
     run.add_argument("--save-rankings", metavar="FILE", help="write every test case's top-20 as JSON lines")
     run.add_argument("--force", action="store_true", help="re-run runs already in the store")
     run.add_argument("--no-progress", action="store_true")
@@ -263,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--dataset")
     board.add_argument("--split")
     board.add_argument("--store", default=DEFAULT_URL)
-    board.add_argument("--leaderboards", default="leaderboards")
+    board.add_argument("--leaderboards", help="board folder (default as for run)")
     board.set_defaults(func=cmd_leaderboard)
 
     plug = sub.add_parser("plugins", help="list plugins, their hooks and versions")

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from benchmark.data.dataset import PreparedDataset, RawDataset
-from benchmark.data.splits import Cases, Split
+from benchmark.data.dataset import ItemCatalog, RawDataset
+from benchmark.data.splits import DEFAULT_MAX_HISTORY, Cases, Split
 from benchmark.params import Param
 
 IDENTIFIER_KINDS = ("atomic", "codes", "text", "token_set")
@@ -27,7 +27,14 @@ IDENTIFIER_KINDS = ("atomic", "codes", "text", "token_set")
 
 @dataclass
 class CaseBatch:
-    """A batch of cases as a recommender sees them: no targets."""
+    """A batch of cases as a recommender sees them: no targets.
+
+    ``histories[i]``: the model input, the user's last ``max_history`` items before the
+    case (cold-items: warm items only). ``seen[i]``: every earlier item of the user, uncapped.
+    ``exclude[i]``: the items the ranking must leave out (the seen items by default,
+    ``None`` under ``--keep-seen``): a list-based recommender prunes them itself (e.g. in
+    its trie); for a score-based one the harness masks them.
+    """
 
     users: np.ndarray
     histories: list[np.ndarray]
@@ -40,12 +47,21 @@ class CaseBatch:
 
 @dataclass
 class TrainingData:
-    """The part of a split that fitting may read: training sequences and validation cases.
+    """What fitting may read: training sequences, validation cases and the item catalog.
 
-    Test cases are not here on purpose: tokenizers and recommenders cannot see them.
+    No field holds a test interaction: not the training sequences, not the validation
+    cases' input or ``seen`` items (see :mod:`benchmark.data.splits`), and there is no
+    full-sequence dataset, only the item catalog (ids and content).
+
+    - ``train[u]``: user u's training items (indices ``0..n_items-1``) in time order, one
+      entry per user ``0..n_users-1``, possibly empty; ``train_timestamps[u]`` their times.
+    - ``valid``: validation cases (early stopping, tuning).
+    - ``train_counts[i]``: item i's training interactions (0: cold);
+      ``group_of_item[i]``: popularity group 0..3, -1 for cold items.
+    - ``max_history``: the cap on model input (``--max-history``); read it, never assume 20.
     """
 
-    dataset: PreparedDataset
+    catalog: ItemCatalog
     split_name: str
     train: list[np.ndarray]
     train_timestamps: list[np.ndarray]
@@ -53,12 +69,12 @@ class TrainingData:
     train_counts: np.ndarray
     group_of_item: np.ndarray
     digest: str = ""
-    max_history: int = 20
+    max_history: int = DEFAULT_MAX_HISTORY
 
     @classmethod
     def from_split(cls, split: Split) -> TrainingData:
         return cls(
-            dataset=split.dataset,
+            catalog=split.dataset.catalog,
             split_name=split.name,
             digest=split.digest,
             train=split.train,
@@ -66,15 +82,16 @@ class TrainingData:
             valid=split.valid,
             train_counts=split.train_counts,
             group_of_item=split.group_of_item,
+            max_history=split.max_history,
         )
 
     @property
     def n_items(self) -> int:
-        return self.dataset.n_items
+        return self.catalog.n_items
 
     @property
     def n_users(self) -> int:
-        return self.dataset.n_users
+        return len(self.train)
 
 
 @dataclass
@@ -158,7 +175,14 @@ class Recommender:
 
 @dataclass
 class FitContext:
-    """Services the harness offers while fitting: validation, lifecycle, cache, progress."""
+    """Services the harness offers while fitting.
+
+    ``validate(recommender)``: validation metrics (subset ``all``) on the validation cases;
+    ``epoch_end(epoch, metrics)``: record an epoch and call the ``on_epoch_end`` hooks
+    (Optuna pruning); ``text_embeddings()`` and ``cf_embeddings()``: shared item
+    embeddings (see :mod:`benchmark.services`); ``cache_dir``: where to cache artifacts;
+    ``keep_seen``: whether rankings keep the user's seen items (``--keep-seen``).
+    """
 
     run: RunInfo
     seed: int
@@ -166,8 +190,30 @@ class FitContext:
     cache_dir: str
     validate: Callable[[Recommender], dict[str, float]]
     epoch_end: Callable[[int, dict[str, float]], None]
+    data: TrainingData | None = None
     progress: bool = True
     device: str = "cpu"
+    keep_seen: bool = False
+
+    def text_embeddings(self, encoder: str = "minilm", params: dict[str, Any] | None = None) -> np.ndarray:
+        """Every catalog item's text embedding from encoder plugin ``encoder`` (cached)."""
+        from benchmark.services import text_embeddings
+
+        return text_embeddings(self._data(), self.cache_dir, encoder, params, self.progress)
+
+    def cf_embeddings(self, train: bool = True) -> np.ndarray | None:
+        """CF item embeddings fitted on the training data only (cached by split digest).
+
+        ``train=False`` returns ``None`` instead of fitting when nothing is cached.
+        """
+        from benchmark.services import cf_embeddings
+
+        return cf_embeddings(self._data(), self, train)
+
+    def _data(self) -> TrainingData:
+        if self.data is None:
+            raise ValueError("this FitContext was built without training data; build it with runner.make_context")
+        return self.data
 
 
 @dataclass

@@ -31,13 +31,12 @@ def inspect_tokenizer(
     """Fit ``tokenizer`` on the training part of ``dataset``/``split`` and diagnose its ``codes``.
 
     ``params`` are the tokenizer's own (no ``tokenizer.`` prefix). The CF-neighbour overlap
-    needs SASRec item embeddings from :func:`plugins.recommenders.recbole.cf_embeddings`:
-    when they are not cached under ``cache_dir`` this trains SASRec on the training part
-    (minutes on a CPU; validation cases pick its epoch, as in a run). Returns the flat
+    needs the harness's CF item embeddings (:mod:`benchmark.services`): when they are not
+    cached under ``cache_dir`` this fits the CF method on the training part (validation
+    cases pick its epoch, as in a run). Returns the flat
     diagnostics of :func:`benchmark.evaluation.identifiers.diagnose` plus ``fit_seconds``.
     """
     from benchmark.runner import load_split, make_context, seed_everything
-    from plugins.recommenders.recbole import cf_embeddings
 
     specs = plugins.get_tokenizers()
     if tokenizer not in specs:
@@ -49,7 +48,7 @@ def inspect_tokenizer(
     run = RunInfo(dataset=dataset, split=split, method=f"inspect:{tokenizer}",
                   params={f"tokenizer.{k}": v for k, v in resolved.items()}, seed=seed, profile=profile)
     # Tokenizers do not validate; SASRec, trained for the CF embeddings, does, as in a run.
-    context = make_context(run, loaded, cache_dir, progress=progress)
+    context = make_context(run, data, cache_dir, progress=progress)
     seed_everything(seed)
     start = time.perf_counter()
     identifiers = spec.factory(resolved, seed).fit(data, context)
@@ -58,7 +57,7 @@ def inspect_tokenizer(
         raise BenchmarkError(
             f"tokenizer {tokenizer!r} makes {identifiers.kind!r} identifiers; inspect diagnoses 'codes' only"
         )
-    cf = cf_embeddings(data, context)
+    cf = context.cf_embeddings()
     result = diagnose(identifiers, cf, data.train_counts > 0)
     result["fit_seconds"] = fit_seconds
     return result

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from benchmark.data.splits import POPULARITY_GROUPS
+from benchmark.data.splits import POPULARITY_GROUPS, PROTOCOL_VERSION, subset_masks
 from benchmark.evaluation.metrics import per_case
 from benchmark.evaluation.statistics import (
     BOOTSTRAP_SAMPLES,
@@ -29,7 +29,7 @@ from benchmark.evaluation.statistics import (
 )
 from benchmark.store import Store
 
-SUBSETS = (("all", "All"), ("warm", "Warm"), ("cold", "Cold"))
+SUBSETS = (("all", "All"), ("warm", "Warm"), ("cold", "Cold"), ("new-user", "New-user"))
 METRICS = (("recall@5", "R@5"), ("recall@10", "R@10"), ("ndcg@5", "N@5"), ("ndcg@10", "N@10"))
 SIGNIFICANCE = 0.05
 SHOWN_VERSIONS = ("genrec-bench", "torch", "recbole", "transformers", "peft", "numpy", "pandas",
@@ -60,38 +60,44 @@ class Entry:
         return [r["metrics"][subset][metric] for r in self.runs]
 
 
-def _entries(rows: list[dict[str, Any]]) -> list[Entry]:
-    """Group runs into leaderboard rows; keep the latest configuration per method."""
+def _entries(rows: list[dict[str, Any]]) -> tuple[list[Entry], list[tuple[dict[str, Any], str]]]:
+    """Group runs into leaderboard rows (the latest configuration per method); also return
+    the runs left out, each with the reason."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    left_out: list[tuple[dict[str, Any], str]] = []
     for row in rows:
         key = (row["method"], row["profile"], row["exclude_seen"], row["tuned_trials"],
                json.dumps(row["params"], sort_keys=True))
-        # A re-run of a seed replaces the older one, never double counts.
+        # A re-run of a seed (e.g. after a plugin's code changed) replaces the older one.
+        replaced = [r for r in groups[key] if r["seed"] == row["seed"]]
+        left_out += [(r, "replaced by a later run of the same seed") for r in replaced]
         groups[key] = [r for r in groups[key] if r["seed"] != row["seed"]] + [row]
-    # Older configurations of a method stay in the store, out of the table.
     latest: dict[tuple, list[dict[str, Any]]] = {}
     for group in groups.values():
         first = group[-1]
         key = (first["method"], first["profile"], first["exclude_seen"], first["tuned_trials"] > 0)
-        if key not in latest or max(r["id"] for r in group) > max(r["id"] for r in latest[key]):
-            latest[key] = group
+        if key in latest and _newest(latest[key]) > _newest(group):
+            left_out += [(r, "an older configuration of the method") for r in group]
+            continue
+        left_out += [(r, "an older configuration of the method") for r in latest.get(key, [])]
+        latest[key] = group
     entries = []
     for group in latest.values():
         group.sort(key=lambda r: r["seed"])
         stacked = [per_case(np.asarray(r["ranks"])) for r in group]
         entry = Entry(group, {m: np.mean([s[m] for s in stacked], axis=0) for m in stacked[0]})
         entries.append(entry)
-    return sorted(entries, key=lambda e: -(_mean(e.seed_values("all", "ndcg@10")) or 0.0))
+    entries.sort(key=lambda e: -(_mean(e.seed_values("all", "ndcg@10")) or 0.0))
+    return entries, left_out
+
+
+def _newest(group: list[dict[str, Any]]) -> str:
+    return max(r["created_at"] for r in group)
 
 
 def _masks(row: dict[str, Any]) -> dict[str, np.ndarray]:
     labels = row["case_labels"]
-    cold = np.asarray(labels["cold"], bool)
-    groups = np.asarray(labels["group"])
-    masks = {"all": np.ones(len(cold), bool), "warm": ~cold, "cold": cold}
-    for g, name in enumerate(POPULARITY_GROUPS):
-        masks[name] = groups == g
-    return masks
+    return subset_masks(labels["cold"], labels.get("new_user", np.zeros(len(labels["cold"]))), labels["group"])
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -152,7 +158,7 @@ def compute_cells(entries: list[Entry], masks: dict[str, np.ndarray], subsets, m
 
 def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Main, popularity-group and evaluator-plugin tables, CSV records and plot data."""
-    entries = _entries(rows)
+    entries, left_out = _entries(rows)
     masks = _masks(entries[0].first)
     counts = {name: int(mask.sum()) for name, mask in masks.items()}
     metric_names = [m for m, _ in METRICS]
@@ -211,22 +217,78 @@ def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "extra_header": ["Method", *extra_names],
         "extra": extra_rows,
         "csv": csv_rows,
+        "left_out": left_out,
     }
 
 
+def board_stem(dataset: str, split: str) -> str:
+    """File name stem of the board of ``dataset`` / ``split`` (also names its archive)."""
+    return f"{dataset}-{split}".replace("/", "_").replace(":", "_").replace(",", "_").replace("=", "")
+
+
+def _protocol_version(row: dict[str, Any]) -> int:
+    return int(((row["info"] or {}).get("split") or {}).get("protocol_version", 1))
+
+
+def current_digest(rows: list[dict[str, Any]]) -> str:
+    """The digest a board renders: the split of the newest run made under the current
+    protocol version (older protocols only when no current run exists)."""
+    current = [r for r in rows if _protocol_version(r) == PROTOCOL_VERSION] or rows
+    return max(current, key=lambda r: r["created_at"])["split_digest"]
+
+
+def rerun_command(rows: list[dict[str, Any]]) -> str:
+    """A command that re-runs ``rows`` (one method configuration) under the current code."""
+    first = rows[0]
+    seeds = ",".join(str(s) for s in sorted({r["seed"] for r in rows}))
+    parts = ["genrec-bench run", f"--dataset {first['dataset']}", f"--split {first['split']}",
+             f"--methods {first['method']}", f"--seeds {seeds}"]
+    if first["profile"] != "tiny":
+        parts.append(f"--profile {first['profile']}")
+    if not first["exclude_seen"]:
+        parts.append("--keep-seen")
+    if first["tuned_trials"]:
+        parts.append("--tuned")
+    return " ".join(parts)
+
+
+def _left_out_lines(left_out: list[tuple[dict[str, Any], str]]) -> list[str]:
+    """Markdown list of the runs a board does not show, grouped, each with a re-run command."""
+    if not left_out:
+        return []
+    grouped: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row, reason in left_out:
+        grouped[(reason, row["method"], row["tuned_trials"], row["profile"], row["exclude_seen"],
+                 row["split_digest"])].append(row)
+    lines = ["## Runs left out of this board", "",
+             "The store and the results archive keep them; they are not mixed into the table above.", ""]
+    for (reason, method, trials, *_), rows in sorted(grouped.items(), key=lambda item: item[0]):
+        seeds = ",".join(str(r["seed"]) for r in sorted(rows, key=lambda r: r["seed"]))
+        name = method + (f" (tuned, {trials} trials)" if trials else "")
+        lines.append(f"- {name}, seeds {seeds}: {reason}; re-run: `{rerun_command(rows)}`")
+    return lines + [""]
+
+
 def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leaderboards") -> Path | None:
-    """Write ``<out_dir>/<dataset>-<split>.md``, ``.csv`` and ``.png`` plots from the store."""
+    """Write ``<out_dir>/<dataset>-<split>.md``, ``.csv`` and ``.png`` plots from the store.
+
+    The board shows the runs of the current split digest (:func:`current_digest`) and
+    lists every other run of the store with the reason and a command that re-runs it.
+    """
     from benchmark.plots import plot_groups, plot_subsets
 
-    rows = store.rows(dataset=dataset, split=split)
-    if not rows:
+    all_rows = store.rows(dataset=dataset, split=split)
+    if not all_rows:
         return None
-    latest_digest = rows[-1]["split_digest"]
-    rows = [r for r in rows if r["split_digest"] == latest_digest]
+    all_rows.sort(key=lambda r: (r["created_at"], r["id"]))
+    latest_digest = current_digest(all_rows)
+    rows = [r for r in all_rows if r["split_digest"] == latest_digest]
+    other_split = [(r, f"split digest `{r['split_digest']}` (protocol version {_protocol_version(r)}), "
+                       f"not the board's `{latest_digest}`") for r in all_rows if r["split_digest"] != latest_digest]
     tables = build_tables(rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{dataset}-{split}".replace("/", "_").replace(":", "_").replace(",", "_").replace("=", "")
+    stem = board_stem(dataset, split)
     latest = rows[-1]
     counts = tables["counts"]
     versions = latest["package_versions"] or {}
@@ -243,11 +305,15 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         f"- Machine: {', '.join(sorted({r['machine'] for r in rows}))}",
         f"- Profile: {', '.join(sorted({r['profile'] for r in rows}))}",
         "- Packages: " + ", ".join(f"{p} {versions.get(p, '?')}" for p in SHOWN_VERSIONS),
-        f"- Split: {split_info.get('protocol', split)}; digest `{latest_digest}`; test cases: "
-        f"all {counts['all']}, warm {counts['warm']}, cold {counts['cold']}",
-        "- Ranking: full catalog; "
-        + ("seen items excluded" if ranking == {True} else "items in the user's history stay rankable"
-           if ranking == {False} else "mixed (see CSV)"),
+        f"- Split: {split_info.get('protocol', split)}; protocol version {split_info.get('protocol_version', 1)}; "
+        f"model input capped at {split_info.get('max_history', 20)} items; digest `{latest_digest}`; "
+        f"test cases: all {counts['all']}, warm {counts['warm']}, cold {counts['cold']}, "
+        f"new-user {counts['new-user']}",
+        "- Ranking protocol: full catalog; "
+        + ("the user's seen items excluded (default)" if ranking == {True}
+           else "the user's seen items stay rankable (`--keep-seen`, the generative papers' protocol)"
+           if ranking == {False} else "mixed (see CSV)")
+        + "; ties rank the target below every item with an equal score (pessimistic)",
     ]
     if "cold_items" in split_info:
         lines.append(f"- Cold items: {len(split_info['cold_items'])} (share {split_info['share']}, "
@@ -295,11 +361,15 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "training interactions; cold: it has none.",
         "- Infer s/1k users: seconds to rank the full catalog for 1,000 test cases; Train s: tokenizer "
         "plus recommender fitting, validation included.",
-        "- Model selection (early stopping) used validation cases only.",
-        "- With seen items rankable (the generative papers' protocol), models that score a user's own "
-        "training items highest (graph or matrix-factorisation CF trained with BPR) lose most: on "
-        "MovieLens users rarely re-rate a movie. `--exclude-seen` removes seen items for every method alike.",
+        "- Model selection (early stopping) used validation cases only; validation cases hold no test "
+        "interaction.",
+        "- New-user: test cases whose user has no training interaction. Sequence models read the input "
+        "history; user-ID models fold such users in from it (the RecBole bridge: the mean of the history "
+        "items' final embeddings), never a shared padding user.",
+        "- Seen items: preprocessing keeps one (user, item) pair, so a target is never in its user's "
+        "history; leaving history items rankable (`--keep-seen`) only penalises models that score them.",
         "",
+        *_left_out_lines(tables["left_out"] + other_split),
     ]
     md_path = out_dir / f"{stem}.md"
     md_path.write_text("\n".join(lines))

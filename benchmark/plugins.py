@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -224,6 +225,50 @@ def get_dataset(name: str) -> tuple[DatasetSpec, str | None]:
 def get_method(name: str) -> tuple[MethodSpec, str | None]:
     """The method spec for ``name`` (or ``name:ARGUMENT``) and its argument."""
     return _lookup(get_methods(), name, "method")
+
+
+# --------------------------------------------------------------------------- code hashes
+
+
+def _source_files(module: ModuleType, seen: set[str]) -> None:
+    """``module``'s file and, recursively, those of the modules of its own package it uses."""
+    path = getattr(module, "__file__", None)
+    if not path or path in seen:
+        return
+    seen.add(path)
+    package = module.__name__.split(".", 1)[0]
+    for value in list(vars(module).values()):
+        used = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
+        if used is not None and used.__name__.split(".", 1)[0] == package:
+            _source_files(used, seen)
+
+
+def plugin_code_hash(name: str) -> str:
+    """Hash of plugin ``name``'s source: its module and the modules of its package it uses."""
+    plugin = pm.get_plugin(name)
+    if plugin is None:
+        return "unknown"
+    module = plugin if isinstance(plugin, ModuleType) else sys.modules.get(type(plugin).__module__)
+    files: set[str] = set()
+    if module is not None:
+        _source_files(module, files)
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(Path(path).name.encode())
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def code_hashes(method: str) -> dict[str, str]:
+    """``{plugin: code hash}`` of the plugins that register ``method``, its tokenizer and its
+    recommender: part of every run key, so editing a plugin re-runs its rows."""
+    spec, _ = get_method(method)
+    owners = {
+        _collect("register_methods", "method")[spec.name].plugin,
+        _collect("register_tokenizers", "tokenizer")[spec.tokenizer].plugin,
+        _collect("register_recommenders", "recommender")[spec.recommender].plugin,
+    }
+    return {owner: plugin_code_hash(owner) for owner in sorted(owners)}
 
 
 # --------------------------------------------------------------------------- listing

@@ -32,7 +32,7 @@ from benchmark.components import (
     split_dotted,
 )
 from benchmark.data.dataset import PreparedDataset, prepare
-from benchmark.data.splits import Split, make_split
+from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split
 from benchmark.evaluation.evaluator import Evaluation, evaluate
 from benchmark.params import resolve
 
@@ -50,8 +50,9 @@ class RunRequest:
     seed: int = 0
     profile: str = "tiny"
     params: dict[str, Any] = field(default_factory=dict)
-    exclude_seen: bool = False
+    keep_seen: bool = False
     k_core: int = 5
+    max_history: int = DEFAULT_MAX_HISTORY
 
 
 @dataclass
@@ -105,8 +106,8 @@ def load_dataset(name: str, k_core: int = 5) -> PreparedDataset:
 
 
 @functools.lru_cache(maxsize=8)
-def load_split(dataset: str, split: str, k_core: int = 5) -> Split:
-    return make_split(split, load_dataset(dataset, k_core))
+def load_split(dataset: str, split: str, k_core: int = 5, max_history: int = DEFAULT_MAX_HISTORY) -> Split:
+    return make_split(split, load_dataset(dataset, k_core), max_history)
 
 
 def seed_everything(seed: int) -> None:
@@ -161,19 +162,26 @@ class FittedRun:
 
 
 def make_context(
-    run: RunInfo, split: Split, cache_dir: str | Path, exclude_seen: bool = False, progress: bool = True
+    run: RunInfo,
+    data: TrainingData,
+    cache_dir: str | Path,
+    keep_seen: bool = False,
+    progress: bool = True,
+    hooks: bool = True,
 ) -> FitContext:
-    """Fitting services for ``run``: validation on ``split``'s validation cases only, the
-    ``on_epoch_end`` hook, the cache folder."""
+    """Fitting services for ``run``: validation on ``data``'s validation cases only, epoch
+    records (and, with ``hooks``, the ``on_epoch_end`` hooks), shared embeddings, the cache."""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
 
     def validate(recommender) -> dict[str, float]:
-        result = evaluate(recommender, split.valid, split.n_items, exclude_seen, desc="validate", progress=False)
+        result = evaluate(recommender, data.valid, data.n_items, keep_seen, desc="validate", progress=False,
+                          name=run.method)
         return {k: v for k, v in result.metrics["all"].items() if v is not None}
 
     def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
         run.state.setdefault("epochs", []).append({"epoch": epoch, **metrics})
-        plugins.pm.hook.on_epoch_end(run=run, epoch=epoch, valid_metrics=metrics)
+        if hooks:
+            plugins.pm.hook.on_epoch_end(run=run, epoch=epoch, valid_metrics=metrics)
 
     return FitContext(
         run=run,
@@ -182,8 +190,10 @@ def make_context(
         cache_dir=str(cache_dir),
         validate=validate,
         epoch_end=epoch_end,
+        data=data,
         progress=progress,
         device="cuda" if torch.cuda.is_available() else "cpu",
+        keep_seen=keep_seen,
     )
 
 
@@ -194,7 +204,7 @@ def fit(request: RunRequest, cache_dir: str | Path = DEFAULT_CACHE, progress: bo
     validation metrics come from the validation cases.
     """
     method = resolve_method(request.method, request.profile, request.params)
-    split = load_split(request.dataset, request.split, request.k_core)
+    split = load_split(request.dataset, request.split, request.k_core, request.max_history)
     data = TrainingData.from_split(split)
     run = RunInfo(
         dataset=request.dataset,
@@ -205,7 +215,7 @@ def fit(request: RunRequest, cache_dir: str | Path = DEFAULT_CACHE, progress: bo
         profile=request.profile,
     )
     plugins.pm.hook.on_run_start(run=run)
-    context = make_context(run, split, cache_dir, request.exclude_seen, progress)
+    context = make_context(run, data, cache_dir, request.keep_seen, progress)
     tokenizer_spec = plugins.get_tokenizers()[method.spec.tokenizer]
     recommender_spec = plugins.get_recommenders()[method.spec.recommender]
     seed_everything(request.seed)
@@ -228,8 +238,8 @@ def execute(
     fitted = fit(request, cache_dir, progress)
     split, data = fitted.split, fitted.data
     # The single read of the test cases.
-    result = evaluate(fitted.recommender, split.test, split.n_items, request.exclude_seen,
-                      desc=f"test {request.method}", progress=progress)
+    result = evaluate(fitted.recommender, split.test, split.n_items, request.keep_seen,
+                      desc=f"test {request.method}", progress=progress, name=request.method)
     extra: dict[str, float] = {}
     evaluation_input = EvaluationInput(data, split.test, fitted.identifiers, result.rankings, result.ranks,
                                        fitted.context)
@@ -244,18 +254,20 @@ def execute(
         "params": fitted.method.params,
         "seed": request.seed,
         "profile": request.profile,
-        "exclude_seen": request.exclude_seen,
+        "exclude_seen": not request.keep_seen,
         "backbone": fitted.recommender.backbone(),
         "metrics": result.metrics,
         "valid_metrics": fitted.validate(),
         "extra_metrics": extra,
         "ranks": result.ranks.tolist(),
-        "case_labels": {"cold": split.test.cold.astype(int).tolist(), "group": split.test.groups.tolist()},
+        "case_labels": split.test.labels(),
         "train_seconds": fitted.train_seconds,
         "tokenizer_seconds": fitted.tokenizer_seconds,
         "infer_seconds_per_1k": result.seconds_per_1000,
         "info": {"epochs": fitted.run.state.get("epochs", []), "split": split.info,
-                 "identifiers": fitted.identifiers.info, "baseline": fitted.method.spec.baseline},
+                 "identifiers": fitted.identifiers.info, "baseline": fitted.method.spec.baseline,
+                 "k_core": request.k_core, "max_history": request.max_history,
+                 "code_hashes": plugins.code_hashes(request.method)},
         "package_versions": package_versions(),
         "plugin_versions": plugins.plugin_versions(),
         "machine": machine(),

@@ -100,15 +100,19 @@ def test_paired_test_detects_real_differences_only():
 def _row(method, seed, ranks, cold, baseline, run_id):
     from benchmark.evaluation.metrics import summarise
 
+    from benchmark.data.splits import subset_masks
+
     ranks = np.asarray(ranks)
     groups = np.zeros(len(ranks), int)
-    masks = {"all": np.ones(len(ranks), bool), "warm": ~cold, "cold": cold}
-    for g, name in enumerate(("G1", "G2", "G3", "G4")):
-        masks[name] = groups == g
+    new_user = np.zeros(len(ranks), bool)
+    masks = subset_masks(cold, new_user, groups)
     return {
-        "id": run_id, "method": method, "seed": seed, "profile": "tiny", "exclude_seen": False,
+        "id": run_id, "created_at": f"2026-01-01T00:00:{run_id:02d}", "method": method, "seed": seed,
+        "profile": "tiny", "exclude_seen": True,
         "tuned_trials": 0, "params": {}, "backbone": "b", "metrics": summarise(ranks, masks),
-        "ranks": ranks.tolist(), "case_labels": {"cold": cold.astype(int).tolist(), "group": groups.tolist()},
+        "ranks": ranks.tolist(),
+        "case_labels": {"cold": cold.astype(int).tolist(), "new_user": new_user.astype(int).tolist(),
+                        "group": groups.tolist()},
         "extra_metrics": {}, "infer_seconds_per_1k": 0.1, "train_seconds": 1.0,
         "info": {"baseline": baseline},
     }

@@ -34,7 +34,7 @@ from benchmark.components import (
     RunInfo,
     TrainingData,
 )
-from benchmark.data.dataset import PreparedDataset
+from benchmark.data.dataset import ItemCatalog
 from benchmark.data.splits import Cases, popularity_groups
 from benchmark.params import resolve
 
@@ -164,12 +164,9 @@ def training_data(sequences: list[list[int]], n_items: int) -> TrainingData:
     """A tiny TrainingData: every sequence is training data, no validation cases."""
     train = [np.asarray(s, np.int64) for s in sequences]
     times = [np.arange(len(s), dtype=np.float64) for s in train]
-    dataset = PreparedDataset(
+    catalog = ItemCatalog(
         name="tiny",
-        user_ids=np.array([f"u{u}" for u in range(len(train))], dtype=object),
         item_ids=np.array([f"i{i}" for i in range(n_items)], dtype=object),
-        sequences=train,
-        timestamps=times,
         item_text=[{} for _ in range(n_items)],
         text_fields=(),
     )
@@ -182,7 +179,7 @@ def training_data(sequences: list[list[int]], n_items: int) -> TrainingData:
     )
     counts = np.bincount(np.concatenate(train), minlength=n_items)
     return TrainingData(
-        dataset=dataset,
+        catalog=catalog,
         split_name="tiny",
         train=train,
         train_timestamps=times,

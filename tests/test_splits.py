@@ -8,7 +8,7 @@ import pytest
 from conftest import prepared
 
 from benchmark.data.dataset import RawDataset, k_core, prepare
-from benchmark.data.splits import HISTORY_CAP, leave_one_out, make_split, popularity_groups, temporal
+from benchmark.data.splits import DEFAULT_MAX_HISTORY, leave_one_out, make_split, popularity_groups, temporal
 from benchmark.data.synthetic import make_synthetic
 from benchmark.errors import BenchmarkError
 
@@ -28,7 +28,7 @@ def test_leave_one_out_holds_out_last_two_items():
 def test_histories_are_capped_but_seen_items_are_not():
     data = prepared([list(range(40))])
     split = leave_one_out(data)
-    assert len(split.test.histories[0]) == HISTORY_CAP
+    assert len(split.test.histories[0]) == DEFAULT_MAX_HISTORY
     assert split.test.histories[0].tolist() == list(range(19, 39))
     assert len(split.test.seen[0]) == 39
 

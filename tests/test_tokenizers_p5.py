@@ -21,7 +21,7 @@ from plugins.tokenizers import p5
 TOKENIZERS = ("tid", "semid", "cid")
 
 
-def context(cache_dir: Path) -> FitContext:
+def context(cache_dir: Path, data: TrainingData | None = None) -> FitContext:
     return FitContext(
         run=RunInfo(dataset="synthetic", split="loo", method="p5", params={}, seed=0, profile="tiny"),
         seed=0,
@@ -29,6 +29,7 @@ def context(cache_dir: Path) -> FitContext:
         cache_dir=str(cache_dir),
         validate=lambda recommender: {},
         epoch_end=lambda epoch, metrics: None,
+        data=data,
         progress=False,
     )
 
@@ -36,7 +37,7 @@ def context(cache_dir: Path) -> FitContext:
 def fit(name: str, data: TrainingData, cache_dir: Path, seed: int = 0, **overrides) -> ItemIdentifiers:
     spec = plugins.get_tokenizers()[name]
     params = resolve(spec.params, "tiny", overrides, f"tokenizer {name!r}")
-    return spec.factory(params, seed).fit(data, context(cache_dir))
+    return spec.factory(params, seed).fit(data, context(cache_dir, data))
 
 
 def identifier_rows(identifiers: ItemIdentifiers) -> list:

@@ -23,10 +23,9 @@ from benchmark.evaluation.identifiers import cf_neighbour_overlap, code_entropy,
 from benchmark.identifiers import collision_rate
 from benchmark.params import resolve
 from benchmark.runner import load_split
-from plugins.encoders.text import encode_items
+from benchmark import services
+from benchmark.services import text_embeddings
 from plugins.evaluators.tokenizer_diagnostics import tokenizer_diagnostics
-from plugins.recommenders.recbole import PARAMS as RECBOLE_PARAMS
-from plugins.recommenders.recbole import cf_cache_path
 from plugins.tokenizers import lcrec, letter, rqvae
 
 # Small enough for seconds per fit on 120 items.
@@ -39,7 +38,7 @@ TOKENIZERS = ("rqvae", "letter", "lcrec")
 def text_cache(tmp_path_factory) -> Path:
     """A cache holding the synthetic item text embeddings (encoded once per session)."""
     root = tmp_path_factory.mktemp("text-cache")
-    encode_items(load_split("synthetic", "loo").dataset, root, progress=False)
+    text_embeddings(TrainingData.from_split(load_split("synthetic", "loo")), root, progress=False)
     return root
 
 
@@ -55,30 +54,30 @@ def fake_cf(monkeypatch) -> dict:
     """LETTER reads a fixed random CF array instead of training SASRec; ``state`` can alter it."""
     state: dict = {"cold_fill": None}
 
-    def cf_embeddings(data: TrainingData, context: FitContext, seed: int = 0) -> np.ndarray:
+    def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True) -> np.ndarray:
         cf = np.random.default_rng(7).normal(size=(data.n_items, 12)).astype(np.float32)
         if state["cold_fill"] is not None:
             cf[data.train_counts == 0] = state["cold_fill"]
         return cf
 
-    monkeypatch.setattr(letter, "cf_embeddings", cf_embeddings)
+    monkeypatch.setattr(services, "cf_embeddings", cf_embeddings)
     return state
 
 
-def context(cache_dir: Path) -> FitContext:
+def context(cache_dir: Path, data: TrainingData | None = None) -> FitContext:
     run = RunInfo(dataset="synthetic", split="loo", method="test", params={}, seed=0, profile="tiny")
 
     def no_validation(recommender):
         raise NotImplementedError("tokenizers do not validate")
 
     return FitContext(run=run, seed=0, profile="tiny", cache_dir=str(cache_dir), validate=no_validation,
-                      epoch_end=lambda epoch, metrics: None, progress=False)
+                      epoch_end=lambda epoch, metrics: None, data=data, progress=False)
 
 
 def fit(name: str, data: TrainingData, cache_dir: Path, **overrides) -> ItemIdentifiers:
     spec = plugins.get_tokenizers()[name]
     params = resolve(spec.params, "tiny", {**TINY, **overrides}, name)
-    return spec.factory(params, 0).fit(data, context(cache_dir))
+    return spec.factory(params, 0).fit(data, context(cache_dir, data))
 
 
 def synthetic_embeddings() -> np.ndarray:
@@ -239,9 +238,9 @@ def test_codes_depend_on_training_data_and_text_only(cache: Path, tmp_path: Path
     for name in ("rqvae", "letter"):
         np.testing.assert_array_equal(fit(name, data, cache).codes, fit(name, fewer_cases, other).codes)
 
-    texts = [dict(fields) for fields in data.dataset.item_text]
+    texts = [dict(fields) for fields in data.catalog.item_text]
     texts[0] = {"title": "a completely different deep sea submarine documentary", "category": "Film > Ocean"}
-    changed = dataclasses.replace(data, dataset=dataclasses.replace(data.dataset, item_text=texts))
+    changed = dataclasses.replace(data, catalog=dataclasses.replace(data.catalog, item_text=texts))
     assert not np.array_equal(fit("rqvae", data, cache).codes, fit("rqvae", changed, cache).codes)
 
 
@@ -281,10 +280,9 @@ def test_evaluator_uses_only_cached_cf_embeddings(tmp_path: Path) -> None:
     codes = np.arange(data.n_items)[:, None] % 7
     ids = ItemIdentifiers(kind="codes", n_items=data.n_items, codes=codes, vocab_sizes=(7,))
     evaluation = EvaluationInput(data, data.valid, ids, np.zeros((0, 10), np.int64), np.zeros(0),
-                                 context(tmp_path))
+                                 context(tmp_path, data))
     assert "cf_overlap" not in tokenizer_diagnostics(evaluation)
-    params = resolve(RECBOLE_PARAMS, "tiny", {"model": "SASRec", "loss_type": "CE"})
-    save_array(cf_cache_path(str(tmp_path), data, params, 0), np.random.default_rng(0).normal(size=(data.n_items, 4)))
+    save_array(services.cf_cache_path(data, evaluation.context), np.random.default_rng(0).normal(size=(data.n_items, 4)))
     assert "cf_overlap" in tokenizer_diagnostics(evaluation)
     atomic = dataclasses.replace(evaluation, identifiers=ItemIdentifiers(kind="atomic", n_items=data.n_items))
     assert tokenizer_diagnostics(atomic) == {}
@@ -292,10 +290,8 @@ def test_evaluator_uses_only_cached_cf_embeddings(tmp_path: Path) -> None:
 
 def test_inspect_command_prints_diagnostics(monkeypatch, cache: Path, capsys) -> None:
     from benchmark import cli
-    from plugins.recommenders import recbole
-
-    monkeypatch.setattr(recbole, "cf_embeddings",
-                        lambda data, context, seed=0: np.random.default_rng(0).normal(size=(data.n_items, 4)))
+    monkeypatch.setattr(services, "cf_embeddings",
+                        lambda data, context, train=True: np.random.default_rng(0).normal(size=(data.n_items, 4)))
     argv = ["inspect", "tokenizer", "--dataset", "synthetic", "--tokenizer", "rqvae", "--cache", str(cache),
             "--no-progress"] + [arg for key, value in TINY.items() for arg in ("--param", f"{key}={value}")]
     assert cli.main(argv) == 0

@@ -53,8 +53,8 @@ class TestCasesGuard:
 def guarded_split(monkeypatch):
     original = runner.load_split
 
-    def load_split(dataset, split, k_core=5):
-        return dataclasses.replace(original(dataset, split, k_core), test=TestCasesGuard())
+    def load_split(dataset, split, k_core=5, max_history=20):
+        return dataclasses.replace(original(dataset, split, k_core, max_history), test=TestCasesGuard())
 
     monkeypatch.setattr(runner, "load_split", load_split)
 

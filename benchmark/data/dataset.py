@@ -16,6 +16,17 @@ import pandas as pd
 from benchmark.errors import DatasetError
 
 INTERACTION_COLUMNS = ("user", "item", "timestamp")
+TEXT_TEMPLATE = "{field}: {value}"
+TEXT_SEPARATOR = "; "
+
+
+def item_text(fields: dict[str, str], order: tuple[str, ...] | None = None) -> str:
+    """One item's text from its content fields: each non-empty field as ``"<field>: <value>"``,
+    joined by ``"; "`` in ``order`` (the dataset's field order, title first), e.g.
+    ``"title: Toy Story; year: 1995; genres: Animation Children's"``."""
+    names = order or tuple(fields)
+    parts = [TEXT_TEMPLATE.format(field=f, value=fields[f].strip()) for f in names if fields.get(f, "").strip()]
+    return TEXT_SEPARATOR.join(parts)
 
 
 @dataclass
@@ -59,6 +70,28 @@ class RawDataset:
                 )
 
 
+@dataclass(frozen=True)
+class ItemCatalog:
+    """The items and their content, without any interaction: what fitting may read of a dataset.
+
+    ``item_ids[i]`` is item i's id in the dataset's own ids; ``item_text[i]`` maps content
+    field -> text; ``text_fields`` lists the fields in template order (title first).
+    """
+
+    name: str
+    item_ids: np.ndarray
+    item_text: list[dict[str, str]]
+    text_fields: tuple[str, ...]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def texts(self) -> list[str]:
+        """Every item's text per :func:`item_text` (what text encoders embed)."""
+        return [item_text(fields, self.text_fields) for fields in self.item_text]
+
+
 @dataclass
 class PreparedDataset:
     """A preprocessed dataset with dense integer ids.
@@ -84,6 +117,10 @@ class PreparedDataset:
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
+
+    @property
+    def catalog(self) -> ItemCatalog:
+        return ItemCatalog(self.name, self.item_ids, self.item_text, self.text_fields)
 
     @property
     def n_interactions(self) -> int:

@@ -7,9 +7,13 @@ cut is a case whose input is all of that user's earlier interactions.
 
 ``cold-items``: strict item cold-start (see :func:`cold_items`).
 
-A case is *cold* when its target has no training interaction. Popularity groups G1
-(most popular) to G4 split the warm items into quarters by training count, each quarter
-holding a quarter of the items.
+A case is *cold* when its target has no training interaction and *new-user* when its
+user has none. Popularity groups G1 (most popular) to G4 split the warm items into
+quarters by training count, each quarter holding a quarter of the items.
+
+Validation cases never carry a test interaction: their input and ``seen`` items are the
+user's earlier interactions minus every test interaction, so what fitting reads holds no
+test case by construction.
 """
 
 from __future__ import annotations
@@ -24,16 +28,21 @@ import numpy as np
 from benchmark.data.dataset import PreparedDataset
 from benchmark.errors import BenchmarkError
 
-HISTORY_CAP = 20
+DEFAULT_MAX_HISTORY = 20
 POPULARITY_GROUPS = ("G1", "G2", "G3", "G4")
+# Bumped whenever a change to the splitting rules changes cases: part of every digest, so
+# runs of an older protocol are told apart (and listed as left out by the leaderboards).
+PROTOCOL_VERSION = 2
 
 
 @dataclass
 class Cases:
     """Evaluation cases as parallel arrays (one entry per case).
 
-    ``histories`` are the last ``HISTORY_CAP`` items before the target (model input);
-    ``seen`` are all the user's earlier items (for ``--exclude-seen``).
+    ``histories`` are the last ``max_history`` items before the target (model input);
+    ``seen`` are all the user's earlier items (excluded from the ranking unless
+    ``--keep-seen``). ``cold``: the target has no training interaction; ``new_user``: the
+    user has none.
     """
 
     users: np.ndarray
@@ -43,6 +52,7 @@ class Cases:
     timestamps: np.ndarray
     cold: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     groups: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    new_user: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -57,14 +67,27 @@ class Cases:
             timestamps=self.timestamps[index],
             cold=self.cold[index],
             groups=self.groups[index],
+            new_user=self.new_user[index],
         )
 
     def masks(self) -> dict[str, np.ndarray]:
-        """Boolean masks of the reported subsets: all, warm, cold, G1..G4."""
-        masks = {"all": np.ones(len(self), bool), "warm": ~self.cold, "cold": self.cold.copy()}
-        for g, name in enumerate(POPULARITY_GROUPS):
-            masks[name] = self.groups == g
-        return masks
+        """Boolean masks of the reported subsets: all, warm, cold, new-user, G1..G4."""
+        return subset_masks(self.cold, self.new_user, self.groups)
+
+    def labels(self) -> dict[str, list[int]]:
+        """Per-case subset labels as stored with every run (see :func:`subset_masks`)."""
+        return {"cold": self.cold.astype(int).tolist(), "new_user": self.new_user.astype(int).tolist(),
+                "group": self.groups.tolist()}
+
+
+def subset_masks(cold: np.ndarray, new_user: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
+    """Masks of the reported subsets from per-case labels."""
+    cold = np.asarray(cold, bool)
+    masks = {"all": np.ones(len(cold), bool), "warm": ~cold, "cold": cold.copy(),
+             "new-user": np.asarray(new_user, bool)}
+    for g, name in enumerate(POPULARITY_GROUPS):
+        masks[name] = np.asarray(groups) == g
+    return masks
 
 
 @dataclass
@@ -74,7 +97,8 @@ class Split:
     ``train[u]`` is user u's training items in time order (possibly empty).
     ``train_counts[i]`` is item i's training interaction count; items with zero are cold.
     ``group_of_item[i]`` is its popularity group 0..3, or -1 for cold items.
-    ``digest`` hashes the data and every case: equal digests mean the same split.
+    ``digest`` hashes the data, every case, the history cap and the protocol version:
+    equal digests mean the same split.
     """
 
     name: str
@@ -87,6 +111,7 @@ class Split:
     group_of_item: np.ndarray
     digest: str = ""
     info: dict = field(default_factory=dict)
+    max_history: int = DEFAULT_MAX_HISTORY
 
     @property
     def n_items(self) -> int:
@@ -109,15 +134,12 @@ class Split:
                 "cases": n,
                 "warm": int((~cases.cold).sum()),
                 "cold": int(cases.cold.sum()),
+                "new_user": int(cases.new_user.sum()),
                 "cold_share": float(cases.cold.mean()) if n else float("nan"),
             }
         rows["train_interactions"] = int(sum(len(s) for s in self.train))
         rows["cold_items"] = int((self.train_counts == 0).sum())
         return rows
-
-
-def _cap(history: np.ndarray) -> np.ndarray:
-    return history[-HISTORY_CAP:]
 
 
 def _finish(
@@ -128,37 +150,54 @@ def _finish(
     valid_raw: list[tuple[int, int]],
     test_raw: list[tuple[int, int]],
     info: dict,
+    max_history: int,
     hidden: np.ndarray | None = None,
 ) -> Split:
-    """Label cases (cold, popularity group) from training counts and build the split.
+    """Label cases (cold, new-user, popularity group) from training counts and build the split.
 
-    Items marked in ``hidden`` never appear in model input; a case left with no input
-    item is dropped.
+    A case at position p of user u's sequence reads u's items before p. Validation cases
+    skip every test position of their user, in input and ``seen`` alike. Items marked in
+    ``hidden`` never appear in model input; a case left with no input item is dropped.
     """
+    if max_history < 1:
+        raise BenchmarkError(f"--max-history {max_history}: the history cap must be at least 1, e.g. 20")
     counts = np.bincount(np.concatenate(train) if train else [], minlength=data.n_items)
     groups = popularity_groups(counts)
+    has_training = np.array([len(t) > 0 for t in train], bool)
+    test_positions: dict[int, set[int]] = {}
+    for u, p in test_raw:
+        test_positions.setdefault(u, set()).add(p)
 
-    def cases(positions: list[tuple[int, int]]) -> Cases:
-        if hidden is not None:
-            positions = [(u, p) for u, p in positions if (~hidden[data.sequences[u][:p]]).any()]
-        users = np.array([u for u, _ in positions], np.int64)
-        seqs = [data.sequences[u][:p] for u, p in positions]
+    def earlier(u: int, p: int, skip_test: bool) -> np.ndarray:
+        positions = np.arange(p)
+        if skip_test and u in test_positions:
+            positions = positions[~np.isin(positions, list(test_positions[u]))]
+        return data.sequences[u][positions]
+
+    def cases(positions: list[tuple[int, int]], skip_test: bool) -> Cases:
+        seqs = [earlier(u, p, skip_test) for u, p in positions]
         inputs = seqs if hidden is None else [s[~hidden[s]] for s in seqs]
+        keep = [i for i, s in enumerate(inputs) if len(s)] if hidden is not None else range(len(seqs))
+        positions = [positions[i] for i in keep]
+        seqs, inputs = [seqs[i] for i in keep], [inputs[i] for i in keep]
+        users = np.array([u for u, _ in positions], np.int64)
         targets = np.array([data.sequences[u][p] for u, p in positions], np.int64)
         times = np.array([data.timestamps[u][p] for u, p in positions], np.float64)
         return Cases(
             users=users,
-            histories=[_cap(s) for s in inputs],
+            histories=[s[-max_history:] for s in inputs],
             seen=seqs,
             targets=targets,
             timestamps=times,
             cold=counts[targets] == 0 if len(targets) else np.zeros(0, bool),
             groups=groups[targets] if len(targets) else np.zeros(0, np.int64),
+            new_user=~has_training[users] if len(users) else np.zeros(0, bool),
         )
 
-    valid, test = cases(valid_raw), cases(test_raw)
+    valid, test = cases(valid_raw, skip_test=True), cases(test_raw, skip_test=False)
     # Computed once here, so that later code never needs the test cases to identify a split.
     h = hashlib.sha256(data.digest().encode())
+    h.update(f"protocol {PROTOCOL_VERSION}; max_history {max_history}".encode())
     for part in (valid, test):
         h.update(part.users.tobytes())
         h.update(part.targets.tobytes())
@@ -172,7 +211,8 @@ def _finish(
         train_counts=counts,
         group_of_item=groups,
         digest=h.hexdigest()[:16],
-        info=info,
+        info={**info, "protocol_version": PROTOCOL_VERSION, "max_history": max_history},
+        max_history=max_history,
     )
 
 
@@ -190,7 +230,7 @@ def popularity_groups(counts: np.ndarray) -> np.ndarray:
     return groups
 
 
-def leave_one_out(data: PreparedDataset) -> Split:
+def leave_one_out(data: PreparedDataset, max_history: int = DEFAULT_MAX_HISTORY) -> Split:
     """Last item per user -> test, second last -> validation, the rest -> training.
 
     Users with fewer than three interactions contribute to training only.
@@ -206,10 +246,12 @@ def leave_one_out(data: PreparedDataset) -> Split:
         train_ts.append(data.timestamps[u][: n - 2])
         valid.append((u, n - 2))
         test.append((u, n - 1))
-    return _finish("loo", data, train, train_ts, valid, test, {"protocol": "leave-one-out"})
+    return _finish("loo", data, train, train_ts, valid, test, {"protocol": "leave-one-out"}, max_history)
 
 
-def temporal(data: PreparedDataset, valid_start: float = 0.8, test_start: float = 0.9) -> Split:
+def temporal(
+    data: PreparedDataset, valid_start: float = 0.8, test_start: float = 0.9, max_history: int = DEFAULT_MAX_HISTORY
+) -> Split:
     """One global time cut: interactions before the 80% point train, 80-90% validate,
     the rest test. Cut points are timestamps, so equal times fall on the same side.
 
@@ -230,17 +272,21 @@ def temporal(data: PreparedDataset, valid_start: float = 0.8, test_start: float 
                 continue
             (test if ts[p] >= t_test else valid).append((u, int(p)))
     info = {"protocol": "global time cut", "valid_from": float(t_valid), "test_from": float(t_test)}
-    return _finish("temporal", data, train, train_ts, valid, test, info)
+    return _finish("temporal", data, train, train_ts, valid, test, info, max_history)
 
 
-def cold_items(data: PreparedDataset, share: float = 0.1, seed: int = 0, strata: int = 10) -> Split:
+def cold_items(
+    data: PreparedDataset, share: float = 0.1, seed: int = 0, strata: int = 10, max_history: int = DEFAULT_MAX_HISTORY
+) -> Split:
     """Strict item cold-start: a seeded share of items never appears in training.
 
     Cold items are drawn per popularity stratum (``strata`` equal-size bands of items by
     their leave-one-out training count), so they are not all long-tail. Every interaction
     with a cold item becomes a case: the earlier half in time validates, the later half
     tests. Warm cases follow the leave-one-out rule on each user's warm items. Model input
-    holds warm items only; a case whose user has no earlier warm item is dropped.
+    holds warm items only; a case whose user has no earlier warm item is dropped. A
+    validation case's input and seen items leave out its user's test interactions (a
+    user's warm test item or later-half cold items may come before a validation case).
     """
     if not 0.0 < share < 1.0:
         raise BenchmarkError(f"cold-items: share={share} must be between 0 and 1, e.g. share=0.1")
@@ -274,7 +320,7 @@ def cold_items(data: PreparedDataset, share: float = 0.1, seed: int = 0, strata:
         "seed": seed,
         "cold_items": sorted(str(data.item_ids[i]) for i in np.flatnonzero(is_cold)),
     }
-    return _finish("cold-items", data, train, train_ts, valid, test, info, hidden=is_cold)
+    return _finish("cold-items", data, train, train_ts, valid, test, info, max_history, hidden=is_cold)
 
 
 SPLITS: dict[str, Callable[..., Split]] = {
@@ -284,16 +330,17 @@ SPLITS: dict[str, Callable[..., Split]] = {
 }
 
 
-def make_split(name: str, data: PreparedDataset) -> Split:
+def make_split(name: str, data: PreparedDataset, max_history: int = DEFAULT_MAX_HISTORY) -> Split:
     """Build the split called ``name``, e.g. ``loo`` or ``cold-items:share=0.2,seed=1``.
 
-    Unknown names and options list the known ones.
+    ``max_history`` caps every case's model input (``--max-history``). Unknown names and
+    options list the known ones.
     """
     base, _, options = name.partition(":")
     if base not in SPLITS:
         raise BenchmarkError(f"unknown split {name!r}; known splits: {', '.join(SPLITS)}")
     function = SPLITS[base]
-    known = [p for p in inspect.signature(function).parameters if p != "data"]
+    known = [p for p in inspect.signature(function).parameters if p not in ("data", "max_history")]
     kwargs: dict[str, float | int] = {}
     for option in filter(None, options.split(",")):
         key, _, value = option.partition("=")
@@ -305,6 +352,6 @@ def make_split(name: str, data: PreparedDataset) -> Split:
             kwargs[key] = int(value) if key in ("seed", "strata") else float(value)
         except ValueError:
             raise BenchmarkError(f"split {name!r}: option {key} needs a number, got {value!r}") from None
-    split = function(data, **kwargs)
+    split = function(data, **kwargs, max_history=max_history)
     split.name = name
     return split

@@ -1,11 +1,9 @@
 """Text encoders for item content: all-MiniLM-L6-v2 (embedded) or any Hugging Face model.
 
-Item text is built from the dataset's content fields with :data:`TEMPLATE`: each
-non-empty field as ``"<field>: <value>"``, joined by ``"; "`` in the dataset's field
-order (title first), e.g. ``"title: Toy Story; year: 1995; genres: Animation Children's"``.
+The harness builds item text (:func:`benchmark.data.dataset.item_text`) and caches the
+embeddings (:func:`benchmark.services.text_embeddings`); this plugin only encodes.
 Sentence embeddings are the attention-masked mean of the last hidden states, L2
-normalised (the sentence-transformers recipe for MiniLM). Embeddings are cached under
-``<cache>/text/`` by a hash of the texts, the model and the pooling.
+normalised (the sentence-transformers recipe for MiniLM).
 """
 
 from __future__ import annotations
@@ -17,28 +15,15 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark import hookimpl
-from benchmark.cache import artifact_path, content_hash, load_array, save_array
 from benchmark.components import EncoderSpec
-from benchmark.data.dataset import PreparedDataset
 from benchmark.errors import PluginError
 from benchmark.params import Param
-
-TEMPLATE = "{field}: {value}"
-SEPARATOR = "; "
-DEFAULT_ENCODER = "minilm"
 
 PARAMS = (
     Param("model", str, "", "local path or hub name of a Hugging Face encoder ('' = embedded MiniLM)"),
     Param("batch_size", int, 64, "texts per forward pass"),
     Param("max_length", int, 128, "tokens per text (longer texts are truncated)"),
 )
-
-
-def item_text(fields: dict[str, str], order: tuple[str, ...] | None = None) -> str:
-    """One item's text from its content fields, per :data:`TEMPLATE`."""
-    names = order or tuple(fields)
-    parts = [TEMPLATE.format(field=f, value=fields[f].strip()) for f in names if fields.get(f, "").strip()]
-    return SEPARATOR.join(parts)
 
 
 def embedded_minilm_path() -> str:
@@ -85,35 +70,6 @@ class MeanPoolingEncoder:
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 out[start : start + len(pooled)] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
         return out
-
-
-def encode_items(
-    data: PreparedDataset,
-    cache_dir: str | Path,
-    encoder: str = DEFAULT_ENCODER,
-    params: dict | None = None,
-    progress: bool = True,
-) -> np.ndarray:
-    """Text embeddings of every catalog item (cold items included), shape (n_items, dim).
-
-    Cached by a hash of the texts, the encoder and its parameters.
-    """
-    from benchmark import plugins
-    from benchmark.params import resolve
-
-    specs = plugins.get_encoders()
-    if encoder not in specs:
-        raise PluginError(f"unknown encoder {encoder!r}; known encoders: {', '.join(sorted(specs))}")
-    spec = specs[encoder]
-    params = resolve(spec.params, "tiny", params, f"encoder {encoder!r}")
-    texts = [item_text(fields, data.text_fields) for fields in data.item_text]
-    path = artifact_path(cache_dir, "text", encoder, params, content_hash(texts))
-    cached = load_array(path)
-    if cached is not None:
-        return cached
-    embeddings = spec.factory(params).encode(texts, progress=progress)
-    save_array(path, embeddings)
-    return embeddings
 
 
 @hookimpl

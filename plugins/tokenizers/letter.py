@@ -7,7 +7,7 @@ Wang et al., "Learnable Item Tokenization for Generative Recommendation" (LETTER
   the text embedding of every item;
 - eq. (3) collaborative regularisation: an InfoNCE loss aligning each item's quantised
   embedding ``z_hat`` (through a learnt linear projection to the CF width) with its CF
-  embedding ``h`` (SASRec item embeddings, :func:`plugins.recommenders.recbole.cf_embeddings`),
+  embedding ``h`` (SASRec item embeddings, the harness's CF-embedding service, ``context.cf_embeddings()``),
   the other items of the batch being negatives. We use cosine similarity over a
   ``temperature`` (eq. (3) writes a raw inner product) and the log of the softmax (the
   InfoNCE form of the contrastive loss eq. (3) describes);
@@ -40,7 +40,6 @@ from scipy.optimize import linear_sum_assignment
 from benchmark import hookimpl
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.params import Param
-from plugins.recommenders.recbole import cf_embeddings
 from plugins.tokenizers.rqvae import PARAMS as RQVAE_PARAMS
 from plugins.tokenizers.rqvae import (
     RQVAE,
@@ -170,7 +169,7 @@ class LetterTokenizer(RQVAETokenizer):
 
     def fit(self, data: TrainingData, context: FitContext) -> ItemIdentifiers:
         embeddings = self.item_embeddings(data, context)
-        cf = cf_embeddings(data, context)
+        cf = context.cf_embeddings()
         warm = data.train_counts > 0
 
         def compute() -> tuple[np.ndarray, dict]:

@@ -60,7 +60,7 @@ CID_PARAMS = (
 
 
 def _text_fingerprint(data: TrainingData) -> str:
-    dataset = data.dataset
+    dataset = data.catalog
     return hashlib.sha256(
         json.dumps([list(map(str, dataset.item_ids)), dataset.item_text], sort_keys=True).encode()
     ).hexdigest()[:16]
@@ -119,10 +119,10 @@ def _codes_identifiers(paths: np.ndarray, info: dict[str, Any]) -> ItemIdentifie
 
 
 def _check_field(data: TrainingData, field: str, tokenizer: str) -> None:
-    if field not in data.dataset.text_fields:
-        known = ", ".join(data.dataset.text_fields) or "none"
+    if field not in data.catalog.text_fields:
+        known = ", ".join(data.catalog.text_fields) or "none"
         raise PluginError(
-            f"tokenizer {tokenizer!r}: dataset {data.dataset.name!r} has no text field {field!r} "
+            f"tokenizer {tokenizer!r}: dataset {data.catalog.name!r} has no text field {field!r} "
             f"(its fields: {known}); set --param tokenizer.field=NAME"
         )
 
@@ -172,7 +172,7 @@ class TitleTokenizer:
         return _cached(path, lambda: self._build(data))
 
     def _build(self, data: TrainingData) -> ItemIdentifiers:
-        dataset = data.dataset
+        dataset = data.catalog
         titles = [fields.get(self.field, "") for fields in dataset.item_text]
         texts, collisions = unique_titles(titles, [f"item {raw}" for raw in dataset.item_ids])
         info = {"collisions_before": collisions, "collision_rate_before": collisions / max(1, len(texts)),
@@ -224,7 +224,7 @@ class SemanticTokenizer:
         self.field = params["field"]
 
     def _field(self, data: TrainingData) -> str:
-        fields = data.dataset.text_fields
+        fields = data.catalog.text_fields
         if self.field not in fields and self.field == "category" and GENRES_FIELD in fields:
             return GENRES_FIELD
         _check_field(data, self.field, "semid")
@@ -237,7 +237,7 @@ class SemanticTokenizer:
         return _cached(path, lambda: self._build(data, field))
 
     def _build(self, data: TrainingData, field: str) -> ItemIdentifiers:
-        values = [fields.get(field, "") for fields in data.dataset.item_text]
+        values = [fields.get(field, "") for fields in data.catalog.item_text]
         paths = category_paths(values, genres=field == GENRES_FIELD)
         return _codes_identifiers(path_codes(paths), {"field": field})
 

@@ -48,7 +48,6 @@ from benchmark.errors import ParameterError
 from benchmark.evaluation.identifiers import codebook_utilisation
 from benchmark.identifiers import collision_rate, disambiguate
 from benchmark.params import Param
-from plugins.encoders.text import encode_items
 
 PARAMS = (
     Param("text_encoder", str, "minilm", "encoder plugin for item text (TIGER: Sentence-T5, 768-d)"),
@@ -370,8 +369,8 @@ class RQVAETokenizer:
         self.seed = seed
 
     def item_embeddings(self, data: TrainingData, context: FitContext) -> np.ndarray:
-        """Text embeddings of every catalog item (cached by the encoder plugin)."""
-        return encode_items(data.dataset, context.cache_dir, self.params["text_encoder"], progress=context.progress)
+        """Text embeddings of every catalog item (the harness's cached text-embedding service)."""
+        return context.text_embeddings(self.params["text_encoder"])
 
     def fit(self, data: TrainingData, context: FitContext) -> ItemIdentifiers:
         embeddings = self.item_embeddings(data, context)

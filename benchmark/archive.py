@@ -1,0 +1,68 @@
+"""The committed results archive: every run behind the committed leaderboards, compact.
+
+``<leaderboards>/results/<dataset>-<split>.jsonl.gz`` holds one JSON line per run: the
+store row (identity, parameters, code hashes, metrics, per-case target ranks and subset
+labels, timings, versions), without the store's local id. ``run`` imports the archive
+before deciding what to fit, so a run already archived is never fitted again, on any
+machine; ``run`` and ``leaderboard`` export what the store holds back into the archive
+and render boards from the store, so boards grow across machines.
+
+Files are written sorted by run key with a fixed gzip timestamp: an unchanged set of
+runs gives byte-identical files (no noise in version control).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+from benchmark.errors import BenchmarkError
+from benchmark.store import Store
+
+FOLDER = "results"
+
+
+def archive_path(board_dir: str | Path, dataset: str, split: str) -> Path:
+    from benchmark.leaderboard import board_stem
+
+    return Path(board_dir) / FOLDER / f"{board_stem(dataset, split)}.jsonl.gz"
+
+
+def import_archive(store: Store, board_dir: str | Path) -> int:
+    """Add every archived run the store lacks; return how many were added."""
+    folder = Path(board_dir) / FOLDER
+    added = 0
+    for path in sorted(folder.glob("*.jsonl.gz")):
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise BenchmarkError(
+                            f"{path}:{number}: not a JSON line ({exc}); restore the file from version control"
+                        ) from None
+                    added += store.insert_archived(row)
+        except (OSError, EOFError) as exc:
+            raise BenchmarkError(f"{path}: unreadable results archive ({exc}); restore it from version control") \
+                from None
+    return added
+
+
+def export_archive(store: Store, board_dir: str | Path, dataset: str, split: str) -> Path | None:
+    """Write every run of (dataset, split) in the store (archived ones included) to its file."""
+    rows = store.rows(dataset=dataset, split=split)
+    if not rows:
+        return None
+    path = archive_path(board_dir, dataset, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.sort(key=lambda r: (r["created_at"], r["run_key"]))
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
+        for row in rows:
+            row = {k: v for k, v in row.items() if k != "id"}
+            f.write((json.dumps(row, sort_keys=True, separators=(",", ":")) + "\n").encode())
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,108 @@
+"""Shared services offered to plugins while fitting: item text embeddings and CF item embeddings.
+
+A plugin never imports another plugin: a tokenizer that needs text embeddings (TIGER's
+RQ-VAE) or collaborative item embeddings (LETTER, SETRec) asks its
+:class:`~benchmark.components.FitContext`, and the harness answers through the
+registered encoder and method plugins.
+
+- **Text embeddings**: every catalog item's text (:meth:`ItemCatalog.texts`) encoded by a
+  registered encoder plugin, cached by a hash of the texts, the encoder and its parameters.
+- **CF embeddings**: the item table of the CF method (default ``sasrec-ce``; set
+  ``GENREC_BENCH_CF_METHOD`` to another method whose recommender implements
+  ``item_embeddings()``), fitted on the training data only with seed 0 and validation-
+  based early stopping, cached by the split digest, the method's parameters and its
+  plugins' code hashes. Its epochs are recorded apart: they never reach the caller's
+  ``on_epoch_end`` hooks (an Optuna pruner of the caller never sees them).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.cache import artifact_path, content_hash, load_array, save_array
+from benchmark.components import FitContext, ItemIdentifiers, RunInfo, TrainingData
+from benchmark.errors import PluginError
+
+DEFAULT_CF_METHOD = "sasrec-ce"
+CF_METHOD_ENV = "GENREC_BENCH_CF_METHOD"
+CF_SEED = 0
+
+
+def text_embeddings(
+    data: TrainingData,
+    cache_dir: str | Path,
+    encoder: str = "minilm",
+    params: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Text embeddings of every catalog item (cold items included), shape (n_items, dim)."""
+    from benchmark import plugins
+    from benchmark.params import resolve
+
+    specs = plugins.get_encoders()
+    if encoder not in specs:
+        raise PluginError(f"unknown encoder {encoder!r}; known encoders: {', '.join(sorted(specs))}")
+    spec = specs[encoder]
+    resolved = resolve(spec.params, "tiny", params, f"encoder {encoder!r}")
+    texts = data.catalog.texts()
+    path = artifact_path(cache_dir, "text", encoder, resolved, content_hash(texts))
+    cached = load_array(path)
+    if cached is not None:
+        return cached
+    embeddings = spec.factory(resolved).encode(texts, progress=progress)
+    save_array(path, embeddings)
+    return embeddings
+
+
+def cf_method() -> str:
+    return os.environ.get(CF_METHOD_ENV) or DEFAULT_CF_METHOD
+
+
+def cf_cache_path(data: TrainingData, context: FitContext) -> Path:
+    """Where the CF embeddings for ``data``'s training part live (method, params, code included)."""
+    from benchmark import plugins
+    from benchmark.runner import resolve_method
+
+    name = cf_method()
+    method = resolve_method(name, context.profile)
+    return artifact_path(context.cache_dir, "cf", data.digest, name, method.params, context.profile,
+                         plugins.code_hashes(name), CF_SEED)
+
+
+def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True) -> np.ndarray | None:
+    """Item embeddings (n_items, d) of the CF method fitted on ``data``'s training part.
+
+    With ``train=False`` only a cached table is returned (``None`` when absent), so an
+    evaluator never trains a model.
+    """
+    from benchmark import plugins
+    from benchmark.runner import make_context, resolve_method
+
+    path = cf_cache_path(data, context)
+    cached = load_array(path)
+    if cached is not None or not train:
+        return cached
+    name = cf_method()
+    method = resolve_method(name, context.profile)
+    run = RunInfo(dataset=context.run.dataset, split=context.run.split, method=f"cf:{name}",
+                  params=method.params, seed=CF_SEED, profile=context.profile)
+    # Its own context: epochs are recorded in its RunInfo and reach no lifecycle hook.
+    own = make_context(run, data, context.cache_dir, keep_seen=context.keep_seen, progress=context.progress,
+                       hooks=False)
+    tokenizer = plugins.get_tokenizers()[method.spec.tokenizer].factory(method.tokenizer_params, CF_SEED)
+    identifiers: ItemIdentifiers = tokenizer.fit(data, own)
+    recommender = plugins.get_recommenders()[method.spec.recommender].factory(method.recommender_params, CF_SEED)
+    recommender.fit(data, identifiers, own)
+    table = recommender.item_embeddings()
+    if table is None:
+        raise PluginError(
+            f"CF method {name!r}: its recommender {method.spec.recommender!r} gives no item_embeddings(); "
+            f"set {CF_METHOD_ENV} to a method whose recommender does (e.g. {DEFAULT_CF_METHOD})"
+        )
+    table = np.asarray(table, np.float32)
+    save_array(path, table)
+    return table
