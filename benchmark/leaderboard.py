@@ -50,7 +50,8 @@ class Entry:
     @property
     def name(self) -> str:
         trials = self.first["tuned_trials"]
-        return self.first["method"] + (f" (tuned, {trials} trials)" if trials else "")
+        return (self.first["method"] + (f" (tuned, {trials} trials)" if trials else "")
+                + ("" if self.first["exclude_seen"] else " (seen kept)"))
 
     @property
     def baseline(self) -> bool:
