@@ -11,7 +11,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from benchmark import plugins
-from benchmark.data.splits import DEFAULT_MAX_HISTORY
+from benchmark.data.splits import DEFAULT_MAX_HISTORY, split_names
 from benchmark.errors import BenchmarkError, ParameterError
 from benchmark.params import parse_assignments
 from benchmark.store import DEFAULT_URL, Store, run_key
@@ -56,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     boards = board_dir(args)
     overrides = parse_assignments(args.param or [])
     methods = _csv(args.methods)
-    splits = _csv(args.split)
+    splits = split_names(args.split)
     seeds = _seeds(args.seeds)
     # Resolve every method before training anything: a typo fails in a second, not an hour.
     declared = set().union(*(declared_params(m) for m in methods))
@@ -182,7 +182,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     if args.dataset:
         pairs = [p for p in pairs if p[0] == args.dataset]
     if args.split:
-        pairs = [p for p in pairs if p[1] in _csv(args.split)]
+        pairs = [p for p in pairs if p[1] in split_names(args.split)]
     if not pairs:
         raise BenchmarkError(f"no runs in {args.store} for these filters; run `genrec-bench run` first")
     for dataset, split in pairs:
@@ -230,14 +230,14 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(f"{name}: {data.n_users} users, {data.n_items} items, {data.n_interactions} "
               f"interactions, density {data.density:.4%} (after {args.k_core}-core)")
         rows = []
-        for split_name in _csv(args.split):
+        for split_name in split_names(args.split):
             summary = load_split(name, split_name, args.k_core).summary()
             for part in ("valid", "test"):
                 s = summary[part]
                 rows.append([split_name, part, s["cases"], s["warm"], s["cold"], f"{s['cold_share']:.2%}",
-                             summary["train_interactions"], summary["cold_items"]])
+                             s["dropped"], summary["train_interactions"], summary["cold_items"]])
         print(tabulate(rows, headers=["Split", "Part", "Cases", "Warm", "Cold", "Cold share",
-                                      "Train interactions", "Cold items"]))
+                                      "Dropped (no input)", "Train interactions", "Cold items"]))
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:

@@ -88,9 +88,10 @@ def test_cold_items_validation_cases_skip_test_interactions_that_came_before_the
 
 
 def test_new_user_subset_marks_users_without_training_interactions():
-    # User 1 arrives after the 80% cut: all its cases are new-user cases.
-    sequences = [list(range(0, 8)), [8, 9, 10]]
-    times = [[1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 11]]
+    # User 1 arrives at the 80% cut: all its cases are new-user cases (its first interaction,
+    # with no input, is dropped; user 0's validates).
+    sequences = [list(range(0, 9)), [9, 10, 11]]
+    times = [[1, 2, 3, 4, 5, 6, 7, 8, 9], [9, 10, 11]]
     split = make_split("temporal", prepared(sequences, times))
     assert split.train[1].size == 0
     masks = split.test.masks()

@@ -1,43 +1,103 @@
 """Reader for RecBole atomic files (``<name>.inter`` + optional ``<name>.item``).
 
-Every dataset RecBole users have already converted works here. Headers are
-``field:type`` pairs separated by tabs; we need ``user_id``, ``item_id`` and
+Every dataset RecBole users have already converted works here. Files are UTF-8 and
+tab-separated; headers are ``field:type`` pairs. We need ``user_id``, ``item_id`` and
 ``timestamp`` in ``.inter``, and read every other ``.item`` column as item text.
+
+Each line is checked before anything is built, and errors name file, line and field:
+bytes that are not UTF-8 fail (no guessed encoding, no replaced characters, so two ids
+never merge), as do a header with commas instead of tabs, a row with more or fewer fields
+than the header, an empty id and a timestamp that is not a finite number.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmark.data.dataset import RawDataset
 from benchmark.errors import DatasetError
 
 REQUIRED_INTER_FIELDS = ("user_id", "item_id", "timestamp")
+INTER_HEADER = "user_id:token<TAB>item_id:token<TAB>timestamp:float"
+OTHER_DELIMITERS = (",", ";")
+MAX_LISTED_FILES = 10
+
+
+def _decode(raw: bytes, path: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{path}: line {lineno}: byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not "
+            f"UTF-8; save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > {path.name}.utf8 "
+            f"&& mv {path.name}.utf8 {path.name}"
+        ) from None
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    """Read a tab-separated atomic file as strings, stripping ``:type`` from headers."""
+    """Read a tab-separated atomic file as strings, stripping ``:type`` from headers.
+
+    The frame's index is each row's line number in the file (blank lines are skipped).
+    """
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = _decode(raw, path, lineno).rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if header is None:
+                header = [f.lstrip("\ufeff").split(":", 1)[0].strip() for f in fields]
+                if len(fields) == 1 and any(d in line for d in OTHER_DELIMITERS):
+                    raise DatasetError(
+                        f"{path}: line {lineno}: the header holds no tab but "
+                        f"{' and '.join(repr(d) for d in OTHER_DELIMITERS if d in line)}; atomic files "
+                        f"are tab-separated: write it as e.g. {INTER_HEADER}, and the rows alike"
+                    )
+                continue
+            if len(fields) != len(header):
+                hint = "; the line holds commas: separate fields by tabs" if "," in line and len(fields) == 1 else ""
+                raise DatasetError(
+                    f"{path}: line {lineno}: {len(fields)} field(s), expected {len(header)} as in the "
+                    f"header ({', '.join(header)}){hint}; one tab between fields, none at the end"
+                )
+            rows.append(fields)
+            numbers.append(lineno)
+    if header is None:
         raise DatasetError(f"{path}: the file is empty; it needs a header line and rows")
-    try:
-        table = pd.read_csv(
-            path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE,
-            encoding="utf-8", encoding_errors="replace",
-        )
-    except pd.errors.ParserError as exc:
-        raise DatasetError(f"{path}: cannot parse as tab-separated values: {exc}") from None
-    except pd.errors.EmptyDataError:
-        raise DatasetError(f"{path}: the file is empty; it needs a header line and rows") from None
-    table.columns = [str(c).split(":", 1)[0] for c in table.columns]
-    if table.empty:
+    if not rows:
         raise DatasetError(f"{path}: header only, no rows")
-    return table
+    return pd.DataFrame(rows, columns=header, index=pd.Index(numbers, name="line"), dtype=str)
+
+
+def _inter_path(directory: Path, name: str) -> Path:
+    """``directory/<name>.inter``, or a DatasetError naming the files that are there."""
+    inter_path = directory / f"{name}.inter"
+    if inter_path.is_file():
+        return inter_path
+    if not directory.is_dir():
+        raise DatasetError(f"{directory}: no such folder; atomic:DIR reads DIR/<folder name>.inter")
+    present = sorted(p.name for p in directory.iterdir() if p.is_file())
+    listed = ", ".join(present[:MAX_LISTED_FILES]) + (", ..." if len(present) > MAX_LISTED_FILES else "")
+    inter_files = [f for f in present if f.endswith(".inter")]
+    if len(inter_files) == 1:
+        stem = inter_files[0].removesuffix(".inter")
+        mend = (f"rename {stem}.inter to {name}.inter (and {stem}.item to {name}.item), or the folder "
+                f"to {stem}")
+    else:
+        mend = f"put the interactions in {inter_path}"
+    raise DatasetError(
+        f"{directory}: no {name}.inter; the file must be named after the folder, and the folder holds "
+        f"{listed or 'no files'}: {mend}"
+    )
 
 
 def read_atomic(
@@ -52,25 +112,31 @@ def read_atomic(
     """
     directory = Path(directory)
     name = name or directory.name
-    inter_path = directory / f"{name}.inter"
+    inter_path = _inter_path(directory, name)
     inter = _read_table(inter_path)
     for field in REQUIRED_INTER_FIELDS:
         if field not in inter.columns:
             raise DatasetError(
-                f"{inter_path}: line 1: missing column '{field}'; the header needs "
-                f"{', '.join(f + ':token' if f != 'timestamp' else f + ':float' for f in REQUIRED_INTER_FIELDS)}"
+                f"{inter_path}: line 1: missing column '{field}'; the header needs {INTER_HEADER}"
+            )
+    for field in ("user_id", "item_id"):
+        empty = inter[field].str.strip() == ""
+        if empty.any():
+            raise DatasetError(
+                f"{inter_path}: line {empty.idxmax()}: field '{field}' is empty; every interaction "
+                "needs a user_id and an item_id: fill it in or delete the line"
             )
     timestamps = pd.to_numeric(inter["timestamp"], errors="coerce")
-    bad = timestamps.isna()
+    bad = ~np.isfinite(timestamps.to_numpy(np.float64, na_value=np.nan))
     if bad.any():
-        row = int(bad.to_numpy().argmax())
+        line = inter.index[bad.argmax()]
         raise DatasetError(
-            f"{inter_path}: line {row + 2}: field 'timestamp' is {inter['timestamp'].iloc[row]!r}, "
-            "not a number; write Unix seconds (or any increasing number)"
+            f"{inter_path}: line {line}: field 'timestamp' is {inter['timestamp'].loc[line]!r}, "
+            "not a finite number; write Unix seconds (or any increasing number)"
         )
     interactions = pd.DataFrame(
         {"user": inter["user_id"], "item": inter["item_id"], "timestamp": timestamps.astype(float)}
-    )
+    ).reset_index(drop=True)
     item_path = directory / f"{name}.item"
     items = pd.DataFrame(index=pd.Index([], dtype=str))
     fields: tuple[str, ...] = ()
@@ -80,18 +146,18 @@ def read_atomic(
             raise DatasetError(f"{item_path}: line 1: missing column 'item_id'")
         duplicated = table["item_id"].duplicated()
         if duplicated.any():
-            row = int(duplicated.to_numpy().argmax())
+            line = duplicated.idxmax()
             raise DatasetError(
-                f"{item_path}: line {row + 2}: item_id {table['item_id'].iloc[row]!r} appears twice"
+                f"{item_path}: line {line}: item_id {table['item_id'].loc[line]!r} appears twice"
             )
         table = table.rename(columns=dict(rename or {})).set_index("item_id")
         items = table
         fields = tuple(table.columns)
-        unknown = ~interactions["item"].isin(items.index)
+        unknown = ~inter["item_id"].isin(items.index)
         if unknown.any():
-            row = int(unknown.to_numpy().argmax())
+            line = unknown.idxmax()
             raise DatasetError(
-                f"{inter_path}: line {row + 2}: item_id {interactions['item'].iloc[row]!r} is not in "
+                f"{inter_path}: line {line}: item_id {inter['item_id'].loc[line]!r} is not in "
                 f"{item_path.name}; add it there or remove the interaction"
             )
     return RawDataset(

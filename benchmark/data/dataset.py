@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import DatasetError
+from benchmark.errors import BenchmarkError, DatasetError
 
 INTERACTION_COLUMNS = ("user", "item", "timestamp")
 TEXT_TEMPLATE = "{field}: {value}"
@@ -54,11 +54,20 @@ class RawDataset:
         if self.interactions.empty:
             raise DatasetError(f"{where}: no interactions; the file is empty")
         ts = self.interactions["timestamp"]
-        if not np.issubdtype(ts.dtype, np.number) or ts.isna().any():
-            bad = ts.index[pd.to_numeric(ts, errors="coerce").isna()][0]
+        if not np.issubdtype(ts.dtype, np.number) or not np.isfinite(ts.to_numpy(np.float64, na_value=np.nan)).all():
+            numbers = pd.to_numeric(ts, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            bad = ts.index[~np.isfinite(numbers)][0]
             raise DatasetError(
-                f"{where}: row {bad}: timestamp {ts.loc[bad]!r} is not a number of seconds"
+                f"{where}: row {bad}: timestamp {ts.loc[bad]!s} is not a finite number of seconds; "
+                "write Unix seconds (or any increasing number)"
             )
+        for column in ("user", "item"):
+            empty = self.interactions[column].astype(str).str.strip() == ""
+            if empty.any():
+                raise DatasetError(
+                    f"{where}: row {empty.idxmax()}: field '{column}' is empty; every interaction "
+                    "needs a user and an item id: fill it in or drop the row"
+                )
         if len(self.items):
             known = set(self.items.index)
             unknown = ~self.interactions["item"].isin(known)
@@ -162,6 +171,10 @@ def prepare(raw: RawDataset, k: int = 5, id_seed: int = 0) -> PreparedDataset:
     Duplicate (user, item) pairs keep their first occurrence. Ties in time keep file
     order (stable sort), so the result does not depend on the id shuffle.
     """
+    if k < 1:
+        raise BenchmarkError(
+            f"--k-core {k}: the k-core must be at least 1 (1 keeps every interaction; the default is 5)"
+        )
     raw.validate()
     df = raw.interactions.loc[:, list(INTERACTION_COLUMNS)].copy()
     df["user"] = df["user"].astype(str)
