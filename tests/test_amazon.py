@@ -11,23 +11,18 @@ import gzip
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 
 import pytest
 
-from benchmark.data import amazon
-from benchmark.data.amazon import (
-    default_directory,
-    ensure_files,
-    file_names,
-    read_amazon,
-    read_meta,
-    read_reviews,
-)
 from benchmark.data.dataset import prepare
 from benchmark.errors import DatasetError
 from plugins.datasets import amazon as amazon_plugin
+from plugins.datasets.amazon import download as amazon_files
+from plugins.datasets.amazon.download import default_directory, ensure_files, file_names
+from plugins.datasets.amazon.reader import read_amazon, read_meta, read_reviews
 
 REVIEWS_2014 = [
     {"reviewerID": "U1", "asin": "B001", "reviewerName": "Ann", "helpful": [0, 0],
@@ -70,7 +65,7 @@ META_2018 = [
      "asin": "A100", "imageURL": [], "imageURLHigh": []},
     # The 2018 meta files repeat items; the first line wins.
     {"category": ["Other"], "title": "Duplicate", "asin": "A100", "price": "$1.00"},
-    {"category": [], "title": "Serum", "brand": "", "description": "plain string",
+    {"category": [], "title": '<span class="a-size-medium">Serum</span>', "brand": "", "description": "plain string",
      "main_cat": "All Beauty", "price": ".a-box-inner{background-color:#fff}", "asin": "A200"},
     {"category": ["Beauty & Personal Care"], "title": "Not in 5-core", "asin": "A999"},
 ]
@@ -133,8 +128,8 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(request.full_url)
         raise URLError("network disabled in tests")
 
-    monkeypatch.setattr(amazon, "urlopen", unreachable)
-    monkeypatch.setattr(amazon, "KNOWN_SHA256", {})
+    monkeypatch.setattr(amazon_files, "urlopen", unreachable)
+    monkeypatch.setattr(amazon_files, "KNOWN_SHA256", {})
     return calls
 
 
@@ -199,6 +194,38 @@ def test_2018_reviews_and_json_meta(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.parametrize("version", ["2014", "2018"])
+def test_titles_lose_markup_and_entities_and_the_plugin_counts_them(tmp_path: Path, capsys, version: str) -> None:
+    category = "Beauty" if version == "2014" else "All_Beauty"
+    reviews_name, meta_name = file_names(category, version)
+    asins = ["X1", "X2", "X3", "X4"]
+    write_gz(tmp_path / reviews_name,
+             [json.dumps({"reviewerID": "U1", "asin": a, "unixReviewTime": 1000 + i}) for i, a in enumerate(asins)])
+    meta = [
+        {"asin": "X1", "title": '<style>.a-box{color:#fff}</style><span class="a-size-medium">Serum 0</span>'},
+        {"asin": "X2", "title": "Tom &amp; Jerry&#39;s <b>Comb</b>"},
+        {"asin": "X3", "title": "  Plain   Brush ", "brand": "A &amp; B"},
+        # X4 has no meta line: its title is missing
+    ]
+    write_gz(tmp_path / meta_name, [repr(m) if version == "2014" else json.dumps(m) for m in meta])
+    raw = registered()[f"amazon{version}"].load(f"{category}@{tmp_path}")
+    assert raw.items.loc[asins, "title"].tolist() == ["Serum 0", "Tom & Jerry's Comb", "Plain Brush", ""]
+    assert raw.items.loc["X3", "brand"] == "A & B"
+    assert (raw.info["items"], raw.info["titles_cleaned"], raw.info["titles_missing"]) == (4, 2, 1)
+    assert capsys.readouterr().err.strip() == (
+        f"amazon{version}-{category}: 4 item titles, 2 cleaned of HTML markup or entities, 1 missing "
+        f"(absent from or empty in {meta_name})"
+    )
+
+
+def test_harness_does_not_import_the_amazon_reader() -> None:
+    # The reader lives in its plugin, like MovieLens; the harness only lists the plugin.
+    harness = Path(__file__).resolve().parents[1] / "benchmark"
+    assert not (harness / "data" / "amazon.py").exists()
+    imports = re.compile(r"^\s*(from|import)\s+\S*amazon", re.MULTILINE)
+    assert [p.name for p in harness.rglob("*.py") if imports.search(p.read_text())] == []
+
+
 def test_read_meta_without_filter_keeps_every_item(tmp_path: Path) -> None:
     _, meta = write_2018(tmp_path)
     items = read_meta(meta, "2018")
@@ -235,7 +262,9 @@ def test_missing_field_names_file_line_and_field(tmp_path: Path) -> None:
         ('{"reviewerID": "U9", "asin": "B1", "unixReviewTime": 12', "line 2: cannot parse"),
         ('["U9", "B1"]', "line 2: the line holds a list"),
         ('{"reviewerID": "U9", "asin": "B1", "unixReviewTime": "soon"}',
-         "line 2: field 'unixReviewTime' is 'soon', not a number"),
+         "line 2: field 'unixReviewTime' is 'soon', not a finite number"),
+        ('{"reviewerID": "U9", "asin": "B1", "unixReviewTime": Infinity}',
+         "line 2: field 'unixReviewTime' is inf, not a finite number"),
         ('{"reviewerID": "", "asin": "B1", "unixReviewTime": 1}', "line 2: field 'reviewerID'"),
         ('{"reviewerID": "U9", "unixReviewTime": 1}', "line 2: field 'asin' is missing"),
     ],
@@ -335,8 +364,8 @@ def test_download_progress_part_rename_and_cache(
     source, cache = tmp_path / "server", tmp_path / "cache"
     write_2018(source)
     opener = FakeOpener(source)
-    monkeypatch.setattr(amazon, "urlopen", opener)
-    monkeypatch.setattr(amazon, "CHUNK_BYTES", 64)  # several progress updates
+    monkeypatch.setattr(amazon_files, "urlopen", opener)
+    monkeypatch.setattr(amazon_files, "CHUNK_BYTES", 64)  # several progress updates
 
     reviews, meta = ensure_files(cache, "All_Beauty", "2018")
 
@@ -355,8 +384,8 @@ def test_download_progress_part_rename_and_cache(
     assert "100%" in err
 
     # Second use: the cache answers and the network is not touched.
-    monkeypatch.setattr(amazon, "urlopen", FakeOpener(source))
-    second = amazon.urlopen
+    monkeypatch.setattr(amazon_files, "urlopen", FakeOpener(source))
+    second = amazon_files.urlopen
     raw = read_amazon(cache, "All_Beauty", "2018", allow_download=True)
     assert second.calls == []
     assert raw.interactions["item"].tolist() == ["A100", "A100", "A200"]
@@ -365,8 +394,8 @@ def test_download_progress_part_rename_and_cache(
 def test_checksum_mismatch_keeps_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source, cache = tmp_path / "server", tmp_path / "cache"
     write_2014(source)
-    monkeypatch.setattr(amazon, "urlopen", FakeOpener(source))
-    monkeypatch.setitem(amazon.KNOWN_SHA256, "reviews_Beauty_5.json.gz", "0" * 64)
+    monkeypatch.setattr(amazon_files, "urlopen", FakeOpener(source))
+    monkeypatch.setitem(amazon_files.KNOWN_SHA256, "reviews_Beauty_5.json.gz", "0" * 64)
     with pytest.raises(DatasetError, match="does not match the published") as info:
         ensure_files(cache, "Beauty", "2014")
     assert str(cache / "reviews_Beauty_5.json.gz") in str(info.value)
@@ -380,9 +409,9 @@ def test_known_checksum_accepts_good_download(
 ) -> None:
     source, cache = tmp_path / "server", tmp_path / "cache"
     reviews, _ = write_2014(source)
-    monkeypatch.setattr(amazon, "urlopen", FakeOpener(source))
+    monkeypatch.setattr(amazon_files, "urlopen", FakeOpener(source))
     good = hashlib.sha256(reviews.read_bytes()).hexdigest()
-    monkeypatch.setitem(amazon.KNOWN_SHA256, "reviews_Beauty_5.json.gz", good)
+    monkeypatch.setitem(amazon_files.KNOWN_SHA256, "reviews_Beauty_5.json.gz", good)
     ensure_files(cache, "Beauty", "2014")
     assert not (cache / "reviews_Beauty_5.json.gz.sha256").exists()  # published one suffices
     assert (cache / "meta_Beauty.json.gz.sha256").exists()
@@ -393,7 +422,7 @@ def test_recorded_checksum_catches_later_corruption(
 ) -> None:
     source, cache = tmp_path / "server", tmp_path / "cache"
     write_2014(source)
-    monkeypatch.setattr(amazon, "urlopen", FakeOpener(source))
+    monkeypatch.setattr(amazon_files, "urlopen", FakeOpener(source))
     ensure_files(cache, "Beauty", "2014")
     (cache / "meta_Beauty.json.gz").write_bytes(b"tampered")
     with pytest.raises(DatasetError, match="delete meta_Beauty.json.gz") as info:
@@ -404,7 +433,7 @@ def test_recorded_checksum_catches_later_corruption(
 def test_short_download_keeps_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source, cache = tmp_path / "server", tmp_path / "cache"
     write_2014(source)
-    monkeypatch.setattr(amazon, "urlopen", FakeOpener(source, length_bonus=100))
+    monkeypatch.setattr(amazon_files, "urlopen", FakeOpener(source, length_bonus=100))
     with pytest.raises(DatasetError, match="download stopped after"):
         ensure_files(cache, "Beauty", "2014")
     assert list(cache.iterdir()) == []
@@ -414,7 +443,7 @@ def test_http_404_suggests_categories(tmp_path: Path, monkeypatch: pytest.Monkey
     def not_found(request, timeout: float):
         raise HTTPError(request.full_url, 404, "Not Found", {}, None)
 
-    monkeypatch.setattr(amazon, "urlopen", not_found)
+    monkeypatch.setattr(amazon_files, "urlopen", not_found)
     with pytest.raises(DatasetError, match="HTTP 404") as info:
         ensure_files(tmp_path, "Beauty", "2018")
     assert "All_Beauty" in str(info.value)

@@ -36,7 +36,8 @@ class RawDataset:
     ``interactions`` has columns ``user`` and ``item`` (strings, the dataset's own ids)
     and ``timestamp`` (float seconds). ``items`` is indexed by item id (string) with one
     text column per content field; ``text_fields`` lists them in template order.
-    ``source`` names the files, so errors and leaderboards can point at them.
+    ``source`` names the files, so errors and leaderboards can point at them. ``info``
+    holds the reader's notes on what it changed or found missing (e.g. titles cleaned).
     """
 
     name: str
@@ -44,6 +45,7 @@ class RawDataset:
     items: pd.DataFrame
     text_fields: tuple[str, ...] = ()
     source: str = ""
+    info: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         """Check columns, types and ids; raise :class:`DatasetError` naming the fault."""

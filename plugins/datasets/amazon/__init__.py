@@ -4,18 +4,23 @@ The argument is a category as spelled in the file names. Files are looked up in
 ``$GENREC_BENCH_DATA/amazon/<version>/`` (default ``~/.cache/genrec-bench/data``) and
 downloaded there once when absent and the network answers. ``CATEGORY@DIRECTORY``
 (``amazon2014:Beauty@/data/amazon``) reads the files from ``DIRECTORY`` instead.
+
+``download`` finds and fetches the files, ``reader`` parses them; loading prints one line
+saying how many item titles were cleaned of HTML or are missing.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from benchmark import hookimpl
 from benchmark.components import DatasetSpec
-from benchmark.data.amazon import default_directory, read_amazon
 from benchmark.data.dataset import RawDataset
 from benchmark.errors import DatasetError
+from plugins.datasets.amazon.download import default_directory
+from plugins.datasets.amazon.reader import read_amazon, title_report
 
 
 def load_amazon(version: str, argument: str | None) -> RawDataset:
@@ -28,7 +33,9 @@ def load_amazon(version: str, argument: str | None) -> RawDataset:
             f"(or amazon{version}:Beauty@/dir/with/files)"
         )
     where = Path(directory.strip()).expanduser() if directory.strip() else default_directory(version)
-    return read_amazon(where, category, version, allow_download=True)
+    raw = read_amazon(where, category, version, allow_download=True)
+    print(title_report(raw), file=sys.stderr, flush=True)
+    return raw
 
 
 def _loader(version: str) -> Callable[[str | None], RawDataset]:
