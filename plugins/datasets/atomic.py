@@ -13,8 +13,9 @@ def register_datasets(register) -> None:
         DatasetSpec(
             name="atomic",
             load=lambda path: read_atomic(path),
-            description="RecBole atomic files <dir>/<dir>.inter (+ .item) with user_id, item_id, timestamp",
+            description="RecBole atomic files <dir>/<dir>.inter (+ .item): UTF-8, tab-separated, "
+            "with user_id, item_id, timestamp",
             takes_argument=True,
-            argument_help="directory holding <name>.inter and optionally <name>.item",
+            argument_help="directory DIR holding DIR.inter (named after the folder) and optionally DIR.item",
         )
     )
