@@ -14,7 +14,7 @@ from typing import Any
 from benchmark import plugins
 from benchmark.components import RunInfo, TrainingData
 from benchmark.errors import BenchmarkError, PluginError
-from benchmark.evaluation.identifiers import diagnose
+from benchmark.evaluation.identifier_diagnostics import diagnose
 from benchmark.params import resolve
 
 
@@ -34,7 +34,7 @@ def inspect_tokenizer(
     needs the harness's CF item embeddings (:mod:`benchmark.services`): when they are not
     cached under ``cache_dir`` this fits the CF method on the training part (validation
     cases pick its epoch, as in a run). Returns the flat
-    diagnostics of :func:`benchmark.evaluation.identifiers.diagnose` plus ``fit_seconds``.
+    diagnostics of :func:`benchmark.evaluation.identifier_diagnostics.diagnose` plus ``fit_seconds``.
     """
     from benchmark.runner import load_split, make_context, seed_everything
 

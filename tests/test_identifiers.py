@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.identifiers import CodeTrie, collision_rate, disambiguate
+from benchmark.code_trie import CodeTrie, collision_rate, disambiguate
 
 
 def test_disambiguate_numbers_items_sharing_codes_in_index_order() -> None:

@@ -10,10 +10,10 @@ import pytest
 from conftest import prepared
 
 from benchmark import plugins
+from benchmark.code_trie import CodeTrie
 from benchmark.components import FitContext, ItemIdentifiers, RunInfo, TrainingData
 from benchmark.data.splits import Split, leave_one_out
 from benchmark.errors import ParameterError, PluginError
-from benchmark.identifiers import CodeTrie
 from benchmark.params import resolve
 from benchmark.runner import load_split
 from plugins.tokenizers import p5
@@ -162,7 +162,7 @@ def test_semid_separates_items_on_the_same_path(tmp_path: Path) -> None:
     assert identifiers.info["collisions_before"] == 2
     assert identifiers.info["field"] == "category"
     # Diagnostics measure the path levels, not the appended index level.
-    from benchmark.evaluation.identifiers import diagnose
+    from benchmark.evaluation.identifier_diagnostics import diagnose
 
     assert diagnose(identifiers)["collision_rate_before"] == 0.5
     assert diagnose(identifiers)["collision_rate_after"] == 0.0

@@ -16,14 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import plugins
+from benchmark import plugins, services
 from benchmark.cache import save_array
+from benchmark.code_trie import codebook_utilisation, collision_rate
 from benchmark.components import EvaluationInput, FitContext, ItemIdentifiers, RunInfo, TrainingData
-from benchmark.evaluation.identifiers import cf_neighbour_overlap, code_entropy, codebook_utilisation, diagnose
-from benchmark.identifiers import collision_rate
+from benchmark.evaluation.identifier_diagnostics import cf_neighbour_overlap, code_entropy, diagnose
 from benchmark.params import resolve
 from benchmark.runner import load_split
-from benchmark import services
 from benchmark.services import text_embeddings
 from plugins.evaluators.tokenizer_diagnostics import tokenizer_diagnostics
 from plugins.tokenizers import lcrec, letter, rqvae
@@ -282,7 +281,8 @@ def test_evaluator_uses_only_cached_cf_embeddings(tmp_path: Path) -> None:
     evaluation = EvaluationInput(data, data.valid, ids, np.zeros((0, 10), np.int64), np.zeros(0),
                                  context(tmp_path, data))
     assert "cf_overlap" not in tokenizer_diagnostics(evaluation)
-    save_array(services.cf_cache_path(data, evaluation.context), np.random.default_rng(0).normal(size=(data.n_items, 4)))
+    cf = np.random.default_rng(0).normal(size=(data.n_items, 4))
+    save_array(services.cf_cache_path(data, evaluation.context), cf)
     assert "cf_overlap" in tokenizer_diagnostics(evaluation)
     atomic = dataclasses.replace(evaluation, identifiers=ItemIdentifiers(kind="atomic", n_items=data.n_items))
     assert tokenizer_diagnostics(atomic) == {}

@@ -1,6 +1,6 @@
 """Evaluator ``tokenizer``: codebook utilisation, code entropy, collisions and CF overlap.
 
-For ``codes`` identifiers only (see :mod:`benchmark.evaluation.identifiers`; LETTER,
+For ``codes`` identifiers only (see :mod:`benchmark.evaluation.identifier_diagnostics`; LETTER,
 CIKM'24, §6.2.2 and Table 4). The CF-neighbour overlap needs the harness's CF item
 embeddings; it is reported only when they are already cached for this split (a LETTER
 run fits them), so evaluation never trains a model.
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from benchmark import hookimpl
 from benchmark.components import EvaluationInput, EvaluatorSpec
-from benchmark.evaluation.identifiers import diagnose
+from benchmark.evaluation.identifier_diagnostics import diagnose
 
 
 def tokenizer_diagnostics(data: EvaluationInput) -> Mapping[str, float]:

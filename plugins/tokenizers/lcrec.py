@@ -27,9 +27,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 
 from benchmark import hookimpl
+from benchmark.code_trie import codebook_utilisation, collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
-from benchmark.evaluation.identifiers import codebook_utilisation
-from benchmark.identifiers import collision_rate, disambiguate
 from benchmark.params import Param
 from plugins.tokenizers.rqvae import PARAMS as RQVAE_PARAMS
 from plugins.tokenizers.rqvae import RQVAETokenizer, array_digest, cached_codes, train_rqvae, training_info

@@ -32,9 +32,9 @@ from scipy.sparse.linalg import eigsh
 
 from benchmark import hookimpl
 from benchmark.cache import artifact_path
+from benchmark.code_trie import collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.errors import ParameterError, PluginError
-from benchmark.identifiers import collision_rate, disambiguate
 from benchmark.params import Param
 
 PATH_SEPARATOR = " > "

@@ -19,7 +19,7 @@ diverged here. So that codebooks do
 not collapse onto a few entries, every ``dead_code_interval`` epochs the codes no item
 chose during the last epoch are re-seeded from random residuals of the current batch.
 Items whose codes all collide get a final level 0..n-1 (TIGER;
-:func:`benchmark.identifiers.disambiguate`).
+:func:`benchmark.code_trie.disambiguate`).
 
 Only item content is used: every catalog item, cold ones included, gets codes from its
 text; interactions are not read. :func:`train_rqvae` and :class:`Regulariser` are the
@@ -43,10 +43,9 @@ from tqdm.auto import tqdm
 
 from benchmark import hookimpl
 from benchmark.cache import artifact_path, load_array, save_array
+from benchmark.code_trie import codebook_utilisation, collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.errors import ParameterError
-from benchmark.evaluation.identifiers import codebook_utilisation
-from benchmark.identifiers import collision_rate, disambiguate
 from benchmark.params import Param
 
 PARAMS = (

@@ -1,9 +1,13 @@
-"""Structures shared by every ``codes`` identifier: disambiguation, collisions, prefix trie.
+"""What every ``codes`` identifier shares: disambiguation, code statistics, the prefix trie.
 
 A ``codes`` tokenizer gives each item a tuple of discrete codes, one per level. Two items
 may land on the same tuple (same category path, same leaf cluster); following Hua et al.,
 "How to Index Item IDs for Recommendation Foundation Models" (SIGIR-AP'23), a final level
 numbers the items that share a tuple, so every identifier is unique (:func:`disambiguate`).
+
+:func:`collision_rate` and :func:`codebook_utilisation` are read both by tokenizers while
+fitting (they record them in ``ItemIdentifiers.info``) and by the identifier diagnostics
+(:mod:`benchmark.evaluation.identifier_diagnostics`), so they live here, outside evaluation.
 
 Generative recommenders decode an identifier level by level and use :class:`CodeTrie` for
 constrained decoding: at each step only codes that extend a prefix of some real item are
@@ -64,6 +68,11 @@ def collision_rate(codes: np.ndarray) -> float:
         return 0.0
     group, counts = _group_of_rows(codes)
     return float((counts[group] > 1).mean())
+
+
+def codebook_utilisation(codes: np.ndarray, vocab_sizes: Sequence[int]) -> list[float]:
+    """Per level, the share of the level's vocabulary that at least one item uses."""
+    return [len(np.unique(codes[:, level])) / vocab_sizes[level] for level in range(codes.shape[1])]
 
 
 class CodeTrie:

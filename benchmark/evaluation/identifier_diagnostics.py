@@ -9,7 +9,7 @@ thing when the levels before it agree (two items sharing code 7 at level 2 but n
 level 1 are not similar).
 
 Semantic levels are the levels a tokenizer learnt; a collision level appended by
-:func:`benchmark.identifiers.disambiguate` only numbers items and is left out of
+:func:`benchmark.code_trie.disambiguate` only numbers items and is left out of
 utilisation, entropy and overlap (``info["semantic_levels"]`` says how many levels are
 semantic; without it every level is).
 """
@@ -18,15 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.code_trie import codebook_utilisation, collision_rate
 from benchmark.components import ItemIdentifiers
-from benchmark.identifiers import collision_rate
-
-__all__ = ["cf_neighbour_overlap", "code_entropy", "codebook_utilisation", "collision_rate", "diagnose"]
-
-
-def codebook_utilisation(codes: np.ndarray, vocab_sizes: tuple[int, ...] | list[int]) -> list[float]:
-    """Per level, the share of the level's vocabulary that at least one item uses."""
-    return [len(np.unique(codes[:, level])) / vocab_sizes[level] for level in range(codes.shape[1])]
 
 
 def code_entropy(codes: np.ndarray) -> list[float]:
