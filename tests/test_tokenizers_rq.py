@@ -18,6 +18,7 @@ import torch
 
 from benchmark import plugins, services
 from benchmark.cache import save_array
+from benchmark.clustering import kmeans
 from benchmark.code_trie import codebook_utilisation, collision_rate
 from benchmark.components import EvaluationInput, FitContext, ItemIdentifiers, RunInfo, TrainingData
 from benchmark.evaluation.identifier_diagnostics import cf_neighbour_overlap, code_entropy, diagnose
@@ -207,7 +208,7 @@ def test_collaborative_loss_reads_warm_rows_only() -> None:
 
 def test_diversity_clusters_every_code_with_balanced_sizes() -> None:
     codes = torch.randn(32, 6, generator=torch.Generator().manual_seed(0))
-    labels = letter.balanced_kmeans(codes, 10, 20, torch.Generator().manual_seed(0))
+    labels = kmeans(codes.numpy(), 10, np.random.default_rng(0), 20, balanced=True).labels
     assert labels.shape == (32,) and set(labels.tolist()) <= set(range(10))
     assert np.bincount(labels).max() <= math.ceil(32 / 10)
 

@@ -12,7 +12,8 @@ Wang et al., "Learnable Item Tokenization for Generative Recommendation" (LETTER
   ``temperature`` (eq. (3) writes a raw inner product) and the log of the softmax (the
   InfoNCE form of the contrastive loss eq. (3) describes);
 - eq. (4) diversity regularisation: every ``cluster_interval`` epochs each codebook's code
-  vectors are split into ``clusters`` groups of equal size by constrained k-means; for
+  vectors are split into ``clusters`` groups of equal size by constrained k-means
+  (:func:`benchmark.clustering.kmeans` with ``balanced=True``); for
   each item and level, its chosen code ``e_c`` is pulled towards a random other code of
   its cluster ``e_+`` and pushed from every other code of the codebook:
   ``-log exp(<e_c, e_+>) / sum_{j != c} exp(<e_c, e_j>)``;
@@ -28,16 +29,15 @@ LETTER's ranking-guided generation loss (eq. (6)) belongs to the recommender, no
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
 
 from benchmark import hookimpl
+from benchmark.clustering import kmeans
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.params import Param
 from plugins.tokenizers.rqvae import PARAMS as RQVAE_PARAMS
@@ -73,31 +73,6 @@ PARAMS = tuple(replace(p, **LETTER_DEFAULTS.get(p.name, {})) for p in RQVAE_PARA
 )
 
 
-def balanced_kmeans(points: torch.Tensor, clusters: int, iterations: int, generator: torch.Generator) -> np.ndarray:
-    """Cluster labels of ``points`` with every cluster holding at most ceil(n / clusters) points.
-
-    The size constraint (constrained k-means, Bradley et al. 2000) is an assignment problem:
-    each centroid offers that many slots, and points take slots at least total distance.
-    """
-    x = points.detach().double().numpy()
-    n = len(x)
-    clusters = min(clusters, n)
-    capacity = math.ceil(n / clusters)
-    start = torch.randperm(n, generator=generator)[:clusters].numpy()
-    centroids = x[start]
-    labels = np.full(n, -1)
-    for _ in range(iterations):
-        cost = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(-1)
-        rows, slots = linear_sum_assignment(np.repeat(cost, capacity, axis=1))
-        new = np.empty(n, np.int64)
-        new[rows] = slots // capacity
-        if (new == labels).all():
-            break
-        labels = new
-        centroids = np.stack([x[labels == c].mean(0) for c in range(clusters)])
-    return labels
-
-
 class LetterRegulariser(Regulariser):
     """Eq. (3) on the batch's warm items and eq. (4) on every item, weighted per eq. (5)."""
 
@@ -117,11 +92,13 @@ class LetterRegulariser(Regulariser):
         self.temperature = params["temperature"]
         self.clusters, self.interval = params["clusters"], params["cluster_interval"]
         self.generator = torch.Generator().manual_seed(seed + 1)
+        self.rng = np.random.default_rng(seed + 1)
         self.labels: list[torch.Tensor] = []
 
     def start_epoch(self, model: RQVAE, epoch: int) -> None:
         if self.beta and epoch % self.interval == 0:
-            self.labels = [torch.as_tensor(balanced_kmeans(book, self.clusters, 20, self.generator))
+            self.labels = [torch.as_tensor(kmeans(book.detach().numpy(), self.clusters, self.rng, 20,
+                                                  balanced=True).labels)
                            for book in model.codebooks]
 
     def collaborative_loss(self, items: torch.Tensor, output: RQVAEOutput) -> torch.Tensor:

@@ -32,6 +32,7 @@ from scipy.sparse.linalg import eigsh
 
 from benchmark import hookimpl
 from benchmark.cache import artifact_path
+from benchmark.clustering import kmeans
 from benchmark.code_trie import collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.errors import ParameterError, PluginError
@@ -264,31 +265,6 @@ def cooccurrence_graph(sequences: list[np.ndarray], n_items: int, window: int) -
     return (graph + graph.T).tocsr()
 
 
-def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 50) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding; returns a label per point."""
-    n = len(points)
-    centers = [points[rng.integers(n)]]
-    for _ in range(1, k):
-        dist = ((points[:, None, :] - np.array(centers)[None]) ** 2).sum(-1).min(1)
-        total = dist.sum()
-        # All remaining points coincide with a centre: extra centres would stay empty.
-        if total <= 0:
-            break
-        centers.append(points[rng.choice(n, p=dist / total)])
-    centers = np.array(centers)
-    labels = np.full(n, -1)
-    for _ in range(iterations):
-        new = ((points[:, None, :] - centers[None]) ** 2).sum(-1).argmin(1)
-        if (new == labels).all():
-            break
-        labels = new
-        for c in range(len(centers)):
-            members = labels == c
-            if members.any():
-                centers[c] = points[members].mean(0)
-    return labels
-
-
 def spectral_clusters(graph: sp.csr_matrix, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
     """Normalised spectral clustering (Ng, Jordan & Weiss): top eigenvectors of
     D^-1/2 A D^-1/2, rows normalised, then k-means. Returns a label per node."""
@@ -305,7 +281,7 @@ def spectral_clusters(graph: sp.csr_matrix, n_clusters: int, rng: np.random.Gene
         _, vectors = eigsh(normalised.tocsc(), k=dims, which="LA", v0=rng.uniform(-1, 1, n))
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     embedding = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-    return kmeans(embedding, n_clusters, rng)
+    return kmeans(embedding, n_clusters, rng).labels
 
 
 def _chunks(items: np.ndarray, n_parts: int) -> list[np.ndarray]:

@@ -13,10 +13,10 @@ which writes the same model out:
 - eq. (2): ``L_sem = ||s - s_hat||^2 + sum_l ||sg[r_{l-1}] - e_{l,c_l}||^2
   + mu ||r_{l-1} - sg[e_{l,c_l}]||^2`` (codebook term + ``mu`` = 0.25 commitment term).
 
-Codebooks start from k-means on the first batch's residuals (TIGER). The ``tiny`` profile
-trains with AdamW at 1e-3 (LETTER's setting) instead of TIGER's Adagrad at 0.4, which
-diverged here. So that codebooks do
-not collapse onto a few entries, every ``dead_code_interval`` epochs the codes no item
+Codebooks start from k-means (:func:`benchmark.clustering.kmeans`) on the first batch's
+residuals (TIGER). The ``tiny`` profile trains with AdamW at 1e-3 (LETTER's setting)
+instead of TIGER's Adagrad at 0.4, which diverged here. So that codebooks do not
+collapse onto a few entries, every ``dead_code_interval`` epochs the codes no item
 chose during the last epoch are re-seeded from random residuals of the current batch.
 Items whose codes all collide get a final level 0..n-1 (TIGER;
 :func:`benchmark.code_trie.disambiguate`).
@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from benchmark import hookimpl
 from benchmark.cache import artifact_path, load_array, save_array
+from benchmark.clustering import kmeans
 from benchmark.code_trie import codebook_utilisation, collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.errors import ParameterError
@@ -87,26 +88,6 @@ def mlp(widths: list[int]) -> nn.Sequential:
         if i < len(widths) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
-
-
-def kmeans(points: torch.Tensor, k: int, iterations: int, generator: torch.Generator) -> torch.Tensor:
-    """``k`` centroids of ``points`` by Lloyd's algorithm; empty clusters take a random point."""
-    n = len(points)
-    # Fewer points than clusters (tiny catalogs): sample with replacement and jitter so
-    # the centroids differ.
-    start = torch.randperm(n, generator=generator)[:k] if n >= k else torch.randint(n, (k,), generator=generator)
-    centroids = points[start].clone()
-    if n < k:
-        centroids += 1e-3 * torch.randn(centroids.shape, generator=generator)
-    for _ in range(iterations):
-        assign = torch.cdist(points, centroids).argmin(1)
-        for c in range(k):
-            members = points[assign == c]
-            if len(members):
-                centroids[c] = members.mean(0)
-            else:
-                centroids[c] = points[torch.randint(n, (1,), generator=generator)][0]
-    return centroids
 
 
 @dataclass
@@ -179,11 +160,12 @@ class RQVAE(nn.Module):
         )
 
     @torch.no_grad()
-    def init_codebooks(self, embeddings: torch.Tensor, iterations: int, generator: torch.Generator) -> None:
+    def init_codebooks(self, embeddings: torch.Tensor, iterations: int, rng: np.random.Generator) -> None:
         """k-means of each level's residuals on one batch (TIGER), level by level."""
         residual = self.encoder(embeddings)
         for level in range(self.levels):
-            self.codebooks[level].copy_(kmeans(residual, len(self.codebooks[level]), iterations, generator))
+            clustering = kmeans(residual.numpy(), len(self.codebooks[level]), rng, iterations)
+            self.codebooks[level].copy_(torch.as_tensor(clustering.centroids, dtype=residual.dtype))
             residual = residual - self.codebooks[level][self.nearest(residual, level)]
 
     @torch.no_grad()
@@ -256,7 +238,7 @@ def _train(
         optimizer = optimizers[params["optimizer"]](trainable, lr=params["learning_rate"])
         batch_size = min(params["batch_size"], len(data))
         order = torch.randperm(len(data), generator=generator)
-        model.init_codebooks(data[order[:batch_size]], params["kmeans_iterations"], generator)
+        model.init_codebooks(data[order[:batch_size]], params["kmeans_iterations"], np.random.default_rng(seed))
         history: dict[str, list[float]] = {}
         interval = params["dead_code_interval"]
         epochs = tqdm(range(params["epochs"]), desc=desc, unit="epoch", disable=not progress, leave=False)
