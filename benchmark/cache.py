@@ -1,8 +1,15 @@
-"""Content-hashed artifacts under ``runs/cache/``: embeddings, identifiers, checkpoints.
+"""Content-hashed artifacts under ``runs/cache/``: embeddings, identifiers, codes.
 
-An artifact's path is derived from a hash of everything that determines it (data digest,
-parameters, seed), so a changed input never reuses a stale file and an unchanged one is
-never recomputed. Writes go to a temporary file first: a killed run leaves no half file.
+The one caching scheme of the harness and its plugins. An artifact's path is derived
+from a hash of everything that determines it (data digest, parameters, seed), so a
+changed input never reuses a stale file and an unchanged one is never recomputed.
+Artifacts are numpy arrays (``.npy``) or JSON documents (``.json``); item identifiers
+are JSON documents (:func:`save_identifiers`).
+
+Writes go to a temporary file first and are renamed into place, so a killed run leaves
+no half file. A file that is unreadable all the same (truncated or corrupted on disk,
+copied half-way) is not trusted: loading it prints one warning line naming it, deletes
+it and returns ``None``, so the caller rebuilds it as if it had never been cached.
 """
 
 from __future__ import annotations
@@ -10,10 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmark.components import ItemIdentifiers
 
 DEFAULT_CACHE = Path(os.environ.get("GENREC_BENCH_CACHE", "runs/cache"))
 
@@ -24,6 +36,14 @@ def content_hash(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def array_digest(array: np.ndarray) -> str:
+    """Content hash of an array's bytes, shape and dtype (a cache key part)."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(array.tobytes())
+    digest.update(f"{array.shape}{array.dtype}".encode())
+    return digest.hexdigest()[:16]
+
+
 def artifact_path(root: str | Path, kind: str, *parts: Any, suffix: str = ".npy") -> Path:
     """Where the artifact of ``kind`` for ``parts`` lives (directories are created)."""
     path = Path(root) / kind / f"{content_hash(*parts)}{suffix}"
@@ -31,12 +51,105 @@ def artifact_path(root: str | Path, kind: str, *parts: Any, suffix: str = ".npy"
     return path
 
 
+# --------------------------------------------------------------------------- arrays
+
+
 def save_array(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    with _atomic(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
 
 
 def load_array(path: Path) -> np.ndarray | None:
-    return np.load(path) if path.exists() else None
+    """The array at ``path``; ``None`` when absent or unreadable (then deleted, with a warning)."""
+    if not path.exists():
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        discard_unreadable(path, error)
+        return None
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def save_json(path: Path, value: Any) -> None:
+    with _atomic(path) as tmp:
+        tmp.write_text(json.dumps(value), encoding="utf-8")
+
+
+def load_json(path: Path, decode: Callable[[Any], Any] | None = None) -> Any:
+    """The JSON document at ``path``, passed through ``decode`` if given.
+
+    ``None`` when absent; also when unparsable or refused by ``decode`` (a ``KeyError``,
+    ``TypeError`` or ``ValueError``): the file is then deleted with a warning.
+    """
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+        return decode(value) if decode is not None else value
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
+        discard_unreadable(path, error)
+        return None
+
+
+# --------------------------------------------------------------------------- identifiers
+
+
+def save_identifiers(path: Path, identifiers: ItemIdentifiers) -> None:
+    save_json(path, {
+        "kind": identifiers.kind,
+        "n_items": identifiers.n_items,
+        "codes": None if identifiers.codes is None else identifiers.codes.tolist(),
+        "vocab_sizes": list(identifiers.vocab_sizes),
+        "texts": identifiers.texts,
+        "token_sets": None if identifiers.token_sets is None else identifiers.token_sets.tolist(),
+        "info": identifiers.info,
+    })
+
+
+def load_identifiers(path: Path) -> ItemIdentifiers | None:
+    """Identifiers saved by :func:`save_identifiers`; ``None`` when absent or unreadable."""
+    return load_json(path, _identifiers_from_record)
+
+
+def _identifiers_from_record(record: dict[str, Any]) -> ItemIdentifiers:
+    n_items = int(record["n_items"])
+    codes, token_sets, texts = record["codes"], record.get("token_sets"), record["texts"]
+    if texts is not None and len(texts) != n_items:
+        raise ValueError(f"{len(texts)} texts for {n_items} items")
+    return ItemIdentifiers(
+        kind=record["kind"],
+        n_items=n_items,
+        codes=None if codes is None else np.array(codes, np.int64).reshape(n_items, -1),
+        vocab_sizes=tuple(int(v) for v in record["vocab_sizes"]),
+        texts=texts,
+        token_sets=None if token_sets is None else np.array(token_sets, np.float32).reshape(n_items, -1),
+        info=dict(record["info"]),
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def discard_unreadable(path: Path, error: BaseException) -> None:
+    """Warn in one line naming ``path``, then delete it so that it is rebuilt."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    print(f"warning: cache file {path} is unreadable ({type(error).__name__}: {reason}); "
+          "deleted it, rebuilding", file=sys.stderr, flush=True)
+    path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """Yield a temporary file that replaces ``path`` only when the block succeeds."""
+    # Per process: two runs sharing a cache never write the same temporary file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

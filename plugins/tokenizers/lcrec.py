@@ -27,11 +27,12 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 
 from benchmark import hookimpl
+from benchmark.cache import array_digest
 from benchmark.code_trie import codebook_utilisation, collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.params import Param
 from plugins.tokenizers.rqvae import PARAMS as RQVAE_PARAMS
-from plugins.tokenizers.rqvae import RQVAETokenizer, array_digest, cached_codes, train_rqvae, training_info
+from plugins.tokenizers.rqvae import RQVAETokenizer, cached_codes, train_rqvae, training_info
 
 PARAMS = tuple(replace(p, default=4, profiles={}, low=3, high=5) if p.name == "levels" else p
                for p in RQVAE_PARAMS) + (

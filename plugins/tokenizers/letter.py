@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark import hookimpl
+from benchmark.cache import array_digest
 from benchmark.clustering import kmeans
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.params import Param
@@ -46,7 +47,6 @@ from plugins.tokenizers.rqvae import (
     Regulariser,
     RQVAEOutput,
     RQVAETokenizer,
-    array_digest,
     cached_codes,
     code_identifiers,
     train_rqvae,

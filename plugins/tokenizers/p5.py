@@ -19,9 +19,6 @@ cached under ``<cache>/identifiers/`` by a hash of exactly the inputs each token
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import eigsh
 
 from benchmark import hookimpl
-from benchmark.cache import artifact_path
+from benchmark.cache import array_digest, artifact_path, content_hash, load_identifiers, save_identifiers
 from benchmark.clustering import kmeans
 from benchmark.code_trie import collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
@@ -61,46 +58,22 @@ CID_PARAMS = (
 
 
 def _text_fingerprint(data: TrainingData) -> str:
-    dataset = data.catalog
-    return hashlib.sha256(
-        json.dumps([list(map(str, dataset.item_ids)), dataset.item_text], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    return content_hash([str(item) for item in data.catalog.item_ids], data.catalog.item_text)
 
 
 def _train_fingerprint(data: TrainingData) -> str:
     # Training sequences only: validation cases and the split digest must not matter.
-    h = hashlib.sha256(str(data.n_items).encode())
-    for seq in data.train:
-        h.update(len(seq).to_bytes(8, "little"))
-        h.update(np.asarray(seq, np.int64).tobytes())
-    return h.hexdigest()[:16]
+    lengths = np.array([len(seq) for seq in data.train], np.int64)
+    items = np.concatenate([np.asarray(seq, np.int64) for seq in data.train]) if data.train else lengths
+    return content_hash(data.n_items, array_digest(lengths), array_digest(items))
 
 
 def _cached(path: Path, build: Callable[[], ItemIdentifiers]) -> ItemIdentifiers:
-    """Load identifiers from ``path`` or build and store them (atomic write)."""
-    if path.exists():
-        stored = json.loads(path.read_text())
-        codes = stored["codes"]
-        return ItemIdentifiers(
-            kind=stored["kind"],
-            n_items=stored["n_items"],
-            codes=None if codes is None else np.array(codes, np.int64).reshape(stored["n_items"], -1),
-            vocab_sizes=tuple(stored["vocab_sizes"]),
-            texts=stored["texts"],
-            info=stored["info"],
-        )
-    identifiers = build()
-    record = {
-        "kind": identifiers.kind,
-        "n_items": identifiers.n_items,
-        "codes": None if identifiers.codes is None else identifiers.codes.tolist(),
-        "vocab_sizes": list(identifiers.vocab_sizes),
-        "texts": identifiers.texts,
-        "info": identifiers.info,
-    }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
+    """Identifiers from the cache file ``path``, built and saved when absent or unreadable."""
+    identifiers = load_identifiers(path)
+    if identifiers is None:
+        identifiers = build()
+        save_identifiers(path, identifiers)
     return identifiers
 
 

@@ -29,8 +29,6 @@ reusable core: LETTER (``letter.py``) adds loss terms through a regulariser, LC-
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark import hookimpl
-from benchmark.cache import artifact_path, load_array, save_array
+from benchmark.cache import array_digest, artifact_path, load_array, load_json, save_array, save_json
 from benchmark.clustering import kmeans
 from benchmark.code_trie import codebook_utilisation, collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
@@ -293,25 +291,17 @@ def reseed_dead_codes(
 # --------------------------------------------------------------------------- identifiers
 
 
-def array_digest(array: np.ndarray) -> str:
-    """Content hash of an array's bytes, shape and dtype (a cache key part)."""
-    array = np.ascontiguousarray(array)
-    digest = hashlib.sha256(array.tobytes())
-    digest.update(f"{array.shape}{array.dtype}".encode())
-    return digest.hexdigest()[:16]
-
-
 def cached_codes(
     cache_dir: str | Path, kind: str, key: list[Any], compute: Callable[[], tuple[np.ndarray, dict]]
 ) -> tuple[np.ndarray, dict]:
-    """Codes and their info from ``<cache>/<kind>/`` by a hash of ``key``, computed once."""
+    """Codes (``.npy``) and their info (``.json``) from ``<cache>/<kind>/`` by a hash of ``key``, computed once."""
     path = artifact_path(cache_dir, kind, *key)
     info_path = path.with_suffix(".json")
-    codes = load_array(path)
-    if codes is not None and info_path.exists():
-        return codes, json.loads(info_path.read_text())
+    codes, info = load_array(path), load_json(info_path)
+    if codes is not None and info is not None:
+        return codes, info
     codes, info = compute()
-    info_path.write_text(json.dumps(info))
+    save_json(info_path, info)
     save_array(path, codes)
     return codes, info
 
