@@ -26,7 +26,7 @@ from benchmark.params import resolve
 from benchmark.runner import load_split
 from benchmark.services import text_embeddings
 from plugins.evaluators.tokenizer_diagnostics import tokenizer_diagnostics
-from plugins.tokenizers import lcrec, letter, rqvae
+from plugins.tokenizers import lcrec, letter, rqvae_model
 
 # Small enough for seconds per fit on 120 items.
 TINY = {"epochs": 40, "batch_size": 32, "codebook_size": 8, "hidden_dims": "64", "latent_dim": 16,
@@ -127,8 +127,8 @@ def test_fits_are_cached_and_deterministic(cache: Path, tmp_path: Path, text_cac
 
 
 def test_reconstruction_loss_falls_and_codebooks_stay_used() -> None:
-    params = resolve(rqvae.PARAMS, "tiny", {**TINY, "epochs": 60, "dead_code_interval": 5, "batch_size": 64})
-    trained = rqvae.train_rqvae(synthetic_embeddings(), params, seed=0)
+    params = resolve(rqvae_model.PARAMS, "tiny", {**TINY, "epochs": 60, "dead_code_interval": 5, "batch_size": 64})
+    trained = rqvae_model.train_rqvae(synthetic_embeddings(), params, seed=0)
     recon = trained.history["reconstruction"]
     assert recon[-1] < 0.5 * recon[0]
     codes, residuals = trained.model.encode(torch.as_tensor(synthetic_embeddings()))
@@ -137,11 +137,11 @@ def test_reconstruction_loss_falls_and_codebooks_stay_used() -> None:
 
 
 def test_dead_codes_are_reseeded_from_residuals() -> None:
-    model = rqvae.RQVAE(4, [8], 2, levels=1, codebook_size=4)
+    model = rqvae_model.RQVAE(4, [8], 2, levels=1, codebook_size=4)
     residual = torch.tensor([[5.0, 5.0], [6.0, 6.0]])
     used = torch.tensor([[True, False, True, False]])
     before = model.codebooks[0].detach().clone()
-    rqvae.reseed_dead_codes(model, [residual], used, torch.Generator().manual_seed(0))
+    rqvae_model.reseed_dead_codes(model, [residual], used, torch.Generator().manual_seed(0))
     after = model.codebooks[0].detach()
     torch.testing.assert_close(after[[0, 2]], before[[0, 2]])
     for code in (1, 3):
@@ -196,7 +196,7 @@ def test_collaborative_loss_reads_warm_rows_only() -> None:
     warm = np.array([True, True, False, True, False, True])
     cf[~warm] = np.nan
     regulariser = letter.LetterRegulariser(cf, warm, params, seed=0)
-    model = rqvae.RQVAE(4, [8], params["latent_dim"], levels=2, codebook_size=4)
+    model = rqvae_model.RQVAE(4, [8], params["latent_dim"], levels=2, codebook_size=4)
     output = model(torch.randn(6, 4))
     loss = regulariser.collaborative_loss(torch.arange(6), output)
     assert torch.isfinite(loss) and loss > 0
@@ -217,7 +217,7 @@ def test_diversity_loss_is_finite_and_reaches_the_codebooks() -> None:
     params = resolve(letter.PARAMS, "tiny", {**TINY, "beta": 1.0, "clusters": 3})
     warm = np.ones(10, bool)
     regulariser = letter.LetterRegulariser(np.ones((10, 3), np.float32), warm, params, seed=0)
-    model = rqvae.RQVAE(4, [8], params["latent_dim"], levels=2, codebook_size=8)
+    model = rqvae_model.RQVAE(4, [8], params["latent_dim"], levels=2, codebook_size=8)
     regulariser.start_epoch(model, 0)
     assert [len(labels) for labels in regulariser.labels] == [8, 8]
     loss = regulariser.diversity_loss(model(torch.randn(10, 4)), model)

@@ -1,9 +1,9 @@
 """LC-Rec's tokenizer ``lcrec``: RQ-VAE whose last level is a uniform semantic mapping.
 
 Zheng et al., "Adapting Large Language Models by Integrating Collaborative Semantics for
-Recommendation" (LC-Rec, ICDE'24), §III-A. An RQ-VAE of 4 levels (``rqvae.py``, eq. (1)-(2)
-of ``papers/letter.txt``) is trained on item text embeddings. The first three levels are
-its nearest codes. The last level is assigned by balanced optimal transport instead of
+Recommendation" (LC-Rec, ICDE'24), §III-A. An RQ-VAE of 4 levels (``rqvae_model.py``,
+eq. (1)-(2) of ``papers/letter.txt``) is trained on item text embeddings. The first three
+levels are its nearest codes. The last level is assigned by balanced optimal transport instead of
 nearest-code: Sinkhorn-Knopp (Cuturi, NeurIPS'13) on the distances between every item's
 last residual and the last codebook, with uniform marginals (each item one unit, each
 code ``n_items / K`` units), gives a transport plan that spreads items evenly over codes.
@@ -31,8 +31,8 @@ from benchmark.cache import array_digest
 from benchmark.code_trie import codebook_utilisation, collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.params import Param
-from plugins.tokenizers.rqvae import PARAMS as RQVAE_PARAMS
-from plugins.tokenizers.rqvae import RQVAETokenizer, cached_codes, train_rqvae, training_info
+from plugins.tokenizers.rqvae_model import PARAMS as RQVAE_PARAMS
+from plugins.tokenizers.rqvae_model import RQVAETokenizer, cached_codes, train_rqvae, training_info
 
 PARAMS = tuple(replace(p, default=4, profiles={}, low=3, high=5) if p.name == "levels" else p
                for p in RQVAE_PARAMS) + (

@@ -3,7 +3,7 @@
 Wang et al., "Learnable Item Tokenization for Generative Recommendation" (LETTER, CIKM'24),
 §4.2, equations numbered as in ``papers/letter.txt``:
 
-- eq. (1)-(2) semantic regularisation: the RQ-VAE of ``rqvae.py`` (TIGER), trained on
+- eq. (1)-(2) semantic regularisation: the RQ-VAE of ``rqvae_model.py`` (TIGER), trained on
   the text embedding of every item;
 - eq. (3) collaborative regularisation: an InfoNCE loss aligning each item's quantised
   embedding ``z_hat`` (through a learnt linear projection to the CF width) with its CF
@@ -41,8 +41,8 @@ from benchmark.cache import array_digest
 from benchmark.clustering import kmeans
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.params import Param
-from plugins.tokenizers.rqvae import PARAMS as RQVAE_PARAMS
-from plugins.tokenizers.rqvae import (
+from plugins.tokenizers.rqvae_model import PARAMS as RQVAE_PARAMS
+from plugins.tokenizers.rqvae_model import (
     RQVAE,
     Regulariser,
     RQVAEOutput,
