@@ -125,11 +125,11 @@ class RunInfo:
 
 
 class Encoder(Protocol):
-    """Turns item texts into dense vectors (one row per text)."""
+    """Turns item texts into dense vectors (one row per text); ``progress`` shows a progress bar."""
 
     dim: int
 
-    def encode(self, texts: list[str]) -> np.ndarray: ...
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray: ...
 
 
 class Tokenizer(Protocol):

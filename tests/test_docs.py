@@ -2,6 +2,8 @@
 
 Every hook has a page carrying its exact signature and a working example plugin, the
 README indexes every page, and every hook is exercised by at least one other test.
+Every example plugin of the docs (docs/hooks/*.md, README.md, the example package's
+README) is run end to end through ``genrec-bench run``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pluggy
 import pytest
+from conftest import make_plugin
 
-from benchmark import components, hookspecs
+from benchmark import cli, components, hookimpl, hookspecs, plugins
+from benchmark.components import MethodSpec, Recommender, RecommenderSpec
+from benchmark.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 HOOK_DOCS = REPO / "docs" / "hooks"
@@ -177,3 +183,152 @@ def test_every_hook_is_exercised_by_a_test(hook: str) -> None:
     assert any(pattern.search(text) for text in sources), (
         f"no test under tests/ mentions hook {hook!r}; add one that exercises it"
     )
+
+
+# --------------------------------------------------------------------------- every example runs
+
+DOC_PAGES = (
+    *sorted(HOOK_DOCS.glob("*.md")),
+    REPO / "README.md",
+    REPO / "examples" / "genrec-bench-markov" / "README.md",
+)
+# register_methods.md pairs the built-in tokenizer with this package's recommender.
+MARKOV_EXAMPLE = REPO / "examples" / "genrec-bench-markov" / "genrec_bench_markov.py"
+# A few seconds of RQ-VAE training: enough to run a text encoder through a tokenizer.
+TINY_RQVAE = {"tokenizer.epochs": 5, "tokenizer.batch_size": 64, "tokenizer.codebook_size": 8,
+              "tokenizer.hidden_dims": "32", "tokenizer.latent_dim": 8, "tokenizer.kmeans_iterations": 5}
+
+
+def doc_python_blocks() -> dict[str, str]:
+    """Every python block of the docs, labelled ``page:number``."""
+    return {
+        f"{path.relative_to(REPO)}:{number}": code
+        for path in DOC_PAGES
+        for number, code in enumerate(python_blocks(path.read_text(encoding="utf-8")))
+    }
+
+
+DOC_BLOCKS = doc_python_blocks()
+DOC_PLUGINS = {label: code for label, code in DOC_BLOCKS.items() if "@hookimpl" in code}
+
+
+class EpochReporter(Recommender):
+    """Popularity fitted in two reported epochs, so that ``on_epoch_end`` examples fire."""
+
+    accepts = frozenset({"atomic"})
+
+    def fit(self, data, identifiers, context) -> None:
+        self.counts = data.train_counts.astype(np.float64)
+        for epoch in range(2):
+            context.epoch_end(epoch, context.validate(self))
+
+    def score(self, batch) -> np.ndarray:
+        return np.tile(self.counts, (len(batch), 1))
+
+
+def import_file(path: Path, module_name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def registrations(module: types.ModuleType) -> dict[str, list]:
+    """What each registration hook of ``module`` registers."""
+    found: dict[str, list] = {}
+    for hook in HOOKS:
+        if hook.startswith("register_") and hasattr(module, hook):
+            specs: list = []
+            getattr(module, hook)(specs.append)
+            found[hook] = specs
+    return found
+
+
+def exercising_methods(registered: dict[str, list], lifecycle: set[str]) -> tuple[list[MethodSpec], list[str]]:
+    """Methods pairing each registered component with built-ins, and every method to run."""
+    added = [MethodSpec(name=f"docs-tokenizer-{spec.name}", tokenizer=spec.name, recommender="pop",
+                        description="docs: the tokenizer with popularity")
+             for spec in registered.get("register_tokenizers", [])]
+    for spec in registered.get("register_recommenders", []):
+        assert "atomic" in spec.accepts, f"recommender {spec.name!r}: pair it with a tokenizer it accepts here"
+        added.append(MethodSpec(name=f"docs-recommender-{spec.name}", tokenizer="atomic", recommender=spec.name,
+                                description="docs: the recommender on atomic ids"))
+    added += [MethodSpec(name=f"docs-encoder-{spec.name}", tokenizer="rqvae", recommender="pop",
+                         description="docs: RQ-VAE codes of the encoder's embeddings",
+                         defaults={"tokenizer.text_encoder": spec.name, **TINY_RQVAE})
+              for spec in registered.get("register_encoders", [])]
+    if "on_epoch_end" in lifecycle:
+        added.append(MethodSpec(name="docs-epochs", tokenizer="atomic", recommender="docs-epochs",
+                                description="docs: reports epochs"))
+    methods = [spec.name for spec in registered.get("register_methods", [])] + [m.name for m in added]
+    return added, methods or ["pop"]
+
+
+def dataset_argument(spec: components.DatasetSpec, directory: Path) -> str:
+    """``--dataset`` for a documented dataset: argument datasets read the synthetic data as a file."""
+    if not spec.takes_argument:
+        return spec.name
+    assert spec.name == "tsv", f"dataset {spec.name!r} takes an argument: teach dataset_argument to write one"
+    raw = plugins.get_datasets()["synthetic"].load(None)
+    path = directory / "interactions.tsv"
+    raw.interactions[["user", "item", "timestamp"]].to_csv(path, sep="\t", header=False, index=False)
+    return f"tsv:{path}"
+
+
+def test_every_python_block_is_a_plugin_or_a_hook_signature() -> None:
+    signatures = {signature_line(function) for function in HOOKS.values()}
+    stray = [label for label, code in DOC_BLOCKS.items() if label not in DOC_PLUGINS and code.strip() not in signatures]
+    assert not stray, f"python blocks that are neither a hook signature nor a plugin (mark shell as bash): {stray}"
+    assert any(label.startswith("README.md") for label in DOC_PLUGINS), "README.md lost its plugin example"
+
+
+@pytest.mark.parametrize("label", sorted(DOC_PLUGINS))
+def test_doc_example_runs_end_to_end(label: str, register_plugin, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RESULTS_JSONL", str(tmp_path / "results.jsonl"))  # on_run_end.md writes there
+    block_file = tmp_path / "docs_block.py"
+    block_file.write_text(DOC_PLUGINS[label], encoding="utf-8")
+    module = import_file(block_file, "docs_block")
+    register_plugin(import_file(MARKOV_EXAMPLE, "docs_markov_example"), name="docs-markov-example")
+    register_plugin(module, name=f"docs:{label}")
+    registered = registrations(module)
+    lifecycle = {hook for hook in HOOKS if hook.startswith("on_") and hasattr(module, hook)}
+    added, methods = exercising_methods(registered, lifecycle)
+
+    @hookimpl
+    def register_recommenders(register) -> None:
+        register(RecommenderSpec(name="docs-epochs", factory=lambda params, seed: EpochReporter(),
+                                 accepts=EpochReporter.accepts, description="reports two epochs"))
+
+    @hookimpl
+    def register_methods(register) -> None:
+        for method in added:
+            register(method)
+
+    register_plugin(make_plugin(register_recommenders=register_recommenders, register_methods=register_methods),
+                    name="docs-pairings")
+    runs = [("synthetic", methods)] + [(dataset_argument(spec, tmp_path), ["pop"])
+                                       for spec in registered.get("register_datasets", [])]
+    called: set[str] = set()
+
+    def before(hook_name: str, hook_impls: list, kwargs: dict) -> None:
+        if any(impl.plugin is module for impl in hook_impls):
+            called.add(hook_name)
+
+    undo = plugins.pm.add_hookcall_monitoring(before, lambda *args: None)
+    store = f"sqlite:///{tmp_path}/r.db"
+    try:
+        for dataset, names in runs:
+            argv = ["run", "--dataset", dataset, "--methods", ",".join(names), "--seeds", "0", "--store", store,
+                    "--leaderboards", str(tmp_path / "b"), "--cache", str(tmp_path / "cache"), "--no-progress"]
+            assert cli.main(argv) == 0, f"{label}: genrec-bench {' '.join(argv)} failed"
+    finally:
+        undo()
+
+    rows = Store(store).rows()
+    assert {(row["dataset"], row["method"]) for row in rows} >= {(d, m) for d, names in runs for m in names}
+    for spec in registered.get("register_evaluators", []):
+        assert all(any(key.startswith(f"{spec.name}/") for key in row["extra_metrics"]) for row in rows), (
+            f"{label}: evaluator {spec.name!r} stored no metric"
+        )
+    assert lifecycle <= called, f"{label}: hooks never called during the runs: {sorted(lifecycle - called)}"
