@@ -19,7 +19,10 @@ class Param:
     """One hyperparameter of a tokenizer, recommender or encoder.
 
     ``low``/``high`` (with ``log``) or ``choices`` define the search space; a parameter
-    with neither is fixed during tuning. ``profiles`` overrides ``default`` per profile.
+    with neither is fixed during tuning. ``minimum``/``maximum`` are the values the code
+    accepts at all (``epochs`` >= 1), checked on every value a user or a trial gives,
+    whether or not the parameter is tuned; the search range must lie within them.
+    ``profiles`` overrides ``default`` per profile.
     """
 
     name: str
@@ -31,6 +34,31 @@ class Param:
     log: bool = False
     choices: tuple[Any, ...] | None = None
     profiles: Mapping[str, Any] = field(default_factory=dict)
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        # A declaration error of the plugin's author: fail when the plugin is imported.
+        values = {"low": self.low, "high": self.high, "default": self.default,
+                  **{f"{profile} default": value for profile, value in self.profiles.items()}}
+        for what, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not self._within(value):
+                raise ValueError(f"Param {self.name!r}: {what} {value!r} lies outside {self.allowed}")
+
+    @property
+    def allowed(self) -> str:
+        """The accepted range in words, e.g. ``1 or more`` or ``0.0 to 1.0``."""
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.minimum} to {self.maximum}"
+        if self.minimum is not None:
+            return f"{self.minimum} or more"
+        if self.maximum is not None:
+            return f"{self.maximum} or less"
+        return "any value"
+
+    def _within(self, value: float) -> bool:
+        return ((self.minimum is None or value >= self.minimum)
+                and (self.maximum is None or value <= self.maximum))
 
     @property
     def tunable(self) -> bool:
@@ -40,7 +68,8 @@ class Param:
         return self.profiles.get(profile, self.default)
 
     def coerce(self, value: Any, owner: str) -> Any:
-        """Convert ``value`` (possibly a CLI string) to this parameter's type."""
+        """Convert ``value`` (possibly a CLI string) to this parameter's type and check that
+        it lies within ``minimum``/``maximum``."""
         if value is None:
             return None
         try:
@@ -48,11 +77,18 @@ class Param:
                 if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
                     raise ValueError(value)
                 return value.lower() in {"true", "1", "yes"}
-            return self.type(value)
+            converted = self.type(value)
         except (TypeError, ValueError):
             raise ParameterError(
                 f"{owner}: parameter {self.name!r} expects {self.type.__name__}, got {value!r}"
             ) from None
+        if isinstance(converted, (int, float)) and not isinstance(converted, bool) \
+                and not self._within(converted):
+            raise ParameterError(
+                f"{owner}: parameter {self.name!r} is {converted!r}, outside its allowed range "
+                f"({self.allowed}); give a value in that range"
+            )
+        return converted
 
 
 def resolve(

@@ -37,7 +37,8 @@ from benchmark.params import Param
 __version__ = "0.1.0"
 
 PARAMS = (
-    Param("smoothing", float, 0.1, "additive smoothing of transition counts", low=0.0, high=1.0),
+    Param("smoothing", float, 0.1, "additive smoothing of transition counts", low=0.0, high=1.0,
+          minimum=0.0),
 )
 PRIOR_WEIGHT = 0.5
 """Weight of the popularity prior, in transition counts; below 1 so it only breaks ties."""

@@ -21,8 +21,8 @@ from benchmark.params import Param
 
 PARAMS = (
     Param("model", str, "", "local path or hub name of a Hugging Face encoder ('' = embedded MiniLM)"),
-    Param("batch_size", int, 64, "texts per forward pass"),
-    Param("max_length", int, 128, "tokens per text (longer texts are truncated)"),
+    Param("batch_size", int, 64, "texts per forward pass", minimum=1),
+    Param("max_length", int, 128, "tokens per text (longer texts are truncated)", minimum=1),
 )
 
 
