@@ -260,7 +260,8 @@ class TokenizerSpec:
     """``factory(params, seed)`` builds a :class:`Tokenizer` producing ``kind`` identifiers.
 
     ``joint`` marks tokenizers trained together with their recommender (SETRec): the
-    recommender receives the tokenizer's output only as a starting point.
+    recommender receives the tokenizer's output only as a starting point. ``validate``: see
+    :class:`RecommenderSpec`.
     """
 
     name: str
@@ -269,17 +270,28 @@ class TokenizerSpec:
     description: str
     params: tuple[Param, ...] = ()
     joint: bool = False
+    validate: Callable[[dict[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)
 class RecommenderSpec:
-    """``factory(params, seed)`` builds a :class:`Recommender` for identifier ``accepts``."""
+    """``factory(params, seed)`` builds a :class:`Recommender` for identifier ``accepts``.
+
+    ``validate(params)``, optional, checks the resolved parameters (typed, within their
+    declared ``minimum``/``maximum``) for faults a declaration cannot express, such as a
+    model name that does not exist, and raises
+    :class:`~benchmark.errors.ParameterError` with one line naming the parameter and the
+    mend. The harness calls it for every selected method when it resolves the method's
+    parameters, before anything is fitted, so a fault fails in a second, not after hours of
+    other methods' training. It must be cheap and must not fit, download or write anything.
+    """
 
     name: str
     factory: Callable[[dict[str, Any], int], Recommender]
     accepts: frozenset[str]
     description: str
     params: tuple[Param, ...] = ()
+    validate: Callable[[dict[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,10 @@ def inspect_tokenizer(
     if tokenizer not in specs:
         raise PluginError(f"unknown tokenizer {tokenizer!r}; known tokenizers: {', '.join(sorted(specs))}")
     spec = specs[tokenizer]
+    plugins.check_profile(profile)
     resolved = resolve(spec.params, profile, params, f"tokenizer {tokenizer!r}")
+    if spec.validate is not None:
+        spec.validate(resolved)
     loaded = load_split(dataset, split)
     data = TrainingData.from_split(loaded)
     run = RunInfo(dataset=dataset, split=split, method=f"inspect:{tokenizer}",

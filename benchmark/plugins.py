@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from benchmark.components import (
     RecommenderSpec,
     TokenizerSpec,
 )
-from benchmark.errors import CompatibilityError, PluginError
+from benchmark.errors import CompatibilityError, ParameterError, PluginError
 
 DEFAULT_PLUGINS = (
     "plugins.datasets.movielens",
@@ -52,6 +53,8 @@ DEFAULT_PLUGINS = (
 )
 ENTRY_POINT_GROUP = "genrec_bench"
 ALLOW_LIST_ENV = "GENREC_BENCH_LOAD_PLUGINS"
+# Profiles every method understands; plugins add others by declaring them on a Param or MethodSpec.
+BUILTIN_PROFILES = ("tiny", "paper")
 
 pm = pluggy.PluginManager(hookspecs.PROJECT)
 pm.add_hookspecs(hookspecs)
@@ -70,28 +73,66 @@ def _check(plugin_name: str) -> None:
         ) from None
 
 
+def _register(plugin: object, name: str, origin: str) -> None:
+    """``pm.register`` with a one-line error naming ``origin`` (the file or entry point), the
+    hook and the argument names its specification has, when an implementation misnames them."""
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        if pm.get_plugin(name) is not None:  # pluggy < 1.6 registers part of a plugin before failing
+            pm.unregister(name=name)
+        raise PluginError(f"{origin}: {_signature_fault(plugin) or ' '.join(str(exc).split())}") from None
+    _check(name)
+
+
+def _signature_fault(plugin: object) -> str | None:
+    """Which hook implementation of ``plugin`` takes arguments its specification lacks."""
+    for attribute in dir(plugin):
+        options = pm.parse_hookimpl_opts(plugin, attribute)
+        if options is None:
+            continue
+        hook = options.get("specname") or attribute
+        caller = getattr(pm.hook, hook, None)
+        spec = getattr(caller, "spec", None)
+        if spec is None:
+            continue
+        given = [n for n in inspect.signature(getattr(plugin, attribute)).parameters if n != "self"]
+        unknown = [n for n in given if n not in spec.argnames]
+        if unknown:
+            return (f"hook {hook}({', '.join(given)}) takes unknown argument(s) {', '.join(unknown)}; "
+                    f"write {hook}({', '.join(spec.argnames)}) (any subset of these names, in any order)")
+    return None
+
+
 def load_plugins() -> None:
     """Register built-ins and allowed entry points once per process."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for module_name in DEFAULT_PLUGINS:
         if pm.get_plugin(module_name) is None:
             pm.register(importlib.import_module(module_name), name=module_name)
     _check("built-ins")
+    installed = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
     allow = os.environ.get(ALLOW_LIST_ENV)
     if allow is not None:
-        wanted = {name.strip() for name in allow.split(",") if name.strip()}
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in wanted and pm.get_plugin(ep.name) is None:
-                pm.register(ep.load(), name=ep.name)
-                _check(ep.name)
+        wanted = [name.strip() for name in allow.split(",") if name.strip()]
+        missing = [name for name in wanted if name not in installed]
+        if missing:
+            raise PluginError(
+                f"{ALLOW_LIST_ENV}={allow}: {', '.join(map(repr, missing))} is not an installed entry point "
+                f"of group {ENTRY_POINT_GROUP!r} (installed: {', '.join(sorted(installed)) or 'none'}); "
+                "fix the name or pip install the plugin"
+            )
+        chosen = [installed[name] for name in wanted]
     elif not getattr(sys, "_genrec_bench_testing", False):
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if pm.get_plugin(ep.name) is None:
-                pm.register(ep.load(), name=ep.name)
-                _check(ep.name)
+        chosen = list(installed.values())
+    else:
+        chosen = []
+    for ep in chosen:
+        if pm.get_plugin(ep.name) is None:
+            _register(ep.load(), ep.name, f"entry point {ep.name!r} ({ep.value})")
+    _loaded = True
 
 
 def load_plugin_file(path: str | os.PathLike) -> str:
@@ -108,8 +149,7 @@ def load_plugin_file(path: str | os.PathLike) -> str:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise PluginError(f"--plugin {path}: failed to import: {exc}") from exc
-    pm.register(module, name=name)
-    _check(name)
+    _register(module, name, f"--plugin {path}")
     _file_plugins[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return name
 
@@ -225,6 +265,29 @@ def get_dataset(name: str) -> tuple[DatasetSpec, str | None]:
 def get_method(name: str) -> tuple[MethodSpec, str | None]:
     """The method spec for ``name`` (or ``name:ARGUMENT``) and its argument."""
     return _lookup(get_methods(), name, "method")
+
+
+def known_profiles() -> list[str]:
+    """``tiny``, ``paper`` and every profile a registered parameter or method declares."""
+    profiles = set(BUILTIN_PROFILES)
+    for spec in get_methods().values():
+        profiles.update(spec.profiles)
+    for specs in (get_tokenizers(), get_recommenders(), get_encoders()):
+        for spec in specs.values():
+            for param in spec.params:
+                profiles.update(param.profiles)
+    return sorted(profiles)
+
+
+def check_profile(profile: str) -> None:
+    """Raise unless ``profile`` is one of :func:`known_profiles` (a typo would otherwise run,
+    and be stored, with the default values)."""
+    known = known_profiles()
+    if profile not in known:
+        raise ParameterError(
+            f"--profile {profile!r}: no parameter or method declares this profile; known profiles: "
+            f"{', '.join(known)}"
+        )
 
 
 # --------------------------------------------------------------------------- code hashes

@@ -67,7 +67,13 @@ class ResolvedMethod:
 
 
 def resolve_method(name: str, profile: str, overrides: dict[str, Any] | None = None) -> ResolvedMethod:
-    """Method spec with its final parameters: declared defaults < method < profile < user."""
+    """Method spec with its final parameters: declared defaults < method < profile < user.
+
+    The profile must be a known one, every value lies within its declared bounds, and the
+    tokenizer's and recommender's ``validate`` callables accept the result, so a run that
+    resolves here does not fail on its parameters later.
+    """
+    plugins.check_profile(profile)
     spec, argument = plugins.get_method(name)
     chosen = dict(spec.defaults)
     chosen.update(spec.profiles.get(profile, {}))
@@ -77,13 +83,18 @@ def resolve_method(name: str, profile: str, overrides: dict[str, Any] | None = N
     tok_over, rec_over = split_dotted(chosen, f"method {name!r}")
     tokenizer = plugins.get_tokenizers()[spec.tokenizer]
     recommender = plugins.get_recommenders()[spec.recommender]
-    return ResolvedMethod(
+    resolved = ResolvedMethod(
         spec=spec,
         tokenizer_params=resolve(tokenizer.params, profile, tok_over, f"tokenizer {tokenizer.name!r}"),
         recommender_params=resolve(
             recommender.params, profile, rec_over, f"recommender {recommender.name!r}"
         ),
     )
+    if tokenizer.validate is not None:
+        tokenizer.validate(resolved.tokenizer_params)
+    if recommender.validate is not None:
+        recommender.validate(resolved.recommender_params)
+    return resolved
 
 
 def declared_params(name: str) -> set[str]:
