@@ -16,8 +16,12 @@ class PluginError(BenchmarkError):
 
 
 class ParameterError(BenchmarkError):
-    """A parameter is unknown or has a value of the wrong type."""
+    """A parameter or option is unknown, has a value of the wrong type or lies outside its range."""
 
 
 class CompatibilityError(BenchmarkError):
     """A tokenizer and a recommender cannot be paired (identifier kinds differ)."""
+
+
+class StoreError(BenchmarkError):
+    """A results store or Optuna storage URL cannot be opened (the message names the URL)."""

@@ -19,6 +19,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from benchmark.errors import StoreError
+from benchmark.paths import file_problem, folder_problem
+
 DEFAULT_URL = "sqlite:///runs/results.db"
 JSON_FIELDS = ("params", "metrics", "valid_metrics", "extra_metrics", "ranks", "case_labels", "info",
                "package_versions", "plugin_versions")
@@ -76,15 +79,92 @@ def run_key(row: dict[str, Any]) -> str:
     return content_hash(*parts)
 
 
-class Store:
-    """Append-only table of run results."""
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URL; ``None`` for other URLs and in-memory ones."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:") \
+            or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
 
-    def __init__(self, url: str = DEFAULT_URL):
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+def open_database(url: str, option: str, create: bool = True) -> sa.Engine:
+    """An engine for ``url``; every fault is a :class:`StoreError` naming ``option``, the URL
+    (password hidden) and the mend. A SQLite file's folder is created when ``create``."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise StoreError(
+            f"{option} {url!r} is not a database URL ({exc}); write sqlite:///PATH/results.db or a SQLAlchemy "
+            "URL such as postgresql+psycopg2://USER:PASSWORD@HOST:5432/DB"
+        ) from None
+    shown = url if parsed.password is None else parsed.render_as_string(hide_password=True)
+    path = sqlite_file(url)
+    if path is not None:
+        if not create and not path.is_file():
+            raise StoreError(f"{option} {shown}: there is no database file {path}; check the path "
+                             f"(`genrec-bench run {option} URL` creates one)")
+        problem = folder_problem(path.parent)
+        if problem is None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                problem = f"cannot create the folder {path.parent} ({exc.strerror})"
+        problem = problem or file_problem(path)
+        if problem:
+            raise StoreError(f"{option} {shown}: {problem}; pick a database file in a writable folder")
+    try:
+        return sa.create_engine(url)
+    except sa.exc.NoSuchModuleError:
+        raise StoreError(
+            f"{option} {shown}: SQLAlchemy has no dialect or driver {parsed.drivername!r}; use sqlite:///PATH, "
+            "postgresql+psycopg2://..., or install the package that provides it"
+        ) from None
+    except ImportError as exc:
+        raise StoreError(
+            f"{option} {shown}: the driver of {parsed.drivername!r} is not installed ({exc}); install it or name "
+            "an installed one (PostgreSQL: pip install -e '.[postgres]' and postgresql+psycopg2://...)"
+        ) from None
+
+
+def database_fault(option: str, url: str, exc: sa.exc.SQLAlchemyError) -> StoreError:
+    """One line for a database that was found but cannot be used (unreadable file, no server)."""
+    path = sqlite_file(url)
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if path is not None and "not a database" in reason:
+        return StoreError(f"{option} {url}: {path} is not a SQLite database ({reason}); point {option} at a "
+                          "database or at a new file")
+    if path is not None:
+        return StoreError(f"{option} {url}: cannot open {path} ({reason}); make sure it is a writable file "
+                          "in an existing folder, or pick another path")
+    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    return StoreError(f"{option} {shown}: cannot use the database ({reason}); check that the server runs and "
+                      "the host, port, database, user and password")
+
+
+class Store:
+    """Append-only table of run results.
+
+    Any fault of ``url`` (not a URL, unknown dialect, missing driver, unwritable path, a
+    file that is not a database, no server) is one :class:`StoreError` line. With
+    ``create=False`` (``leaderboard``) nothing is created: a missing SQLite file or a
+    database without results fails instead.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, create: bool = True):
         self.url = url
-        self.engine = sa.create_engine(url)
-        metadata.create_all(self.engine)
+        self.engine = open_database(url, "--store", create)
+        try:
+            if create:
+                metadata.create_all(self.engine)
+            elif not sa.inspect(self.engine).has_table(runs.name):
+                raise StoreError(f"--store {url}: the database holds no results; check the URL "
+                                 "(`genrec-bench run --store URL` creates them)")
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_fault("--store", url, exc) from None
 
     def add(self, row: dict[str, Any], command: str = "", tuned_trials: int = 0) -> int:
         record = {k: v for k, v in row.items() if k not in JSON_FIELDS}
@@ -95,6 +175,8 @@ class Store:
         record["command"] = command
         record["tuned_trials"] = tuned_trials
         with self.engine.begin() as conn:
+            # A forced re-run replaces the row of the same run key: one experiment, one row.
+            conn.execute(runs.delete().where(runs.c.run_key == record["run_key"]))
             return conn.execute(runs.insert().values(**record)).inserted_primary_key[0]
 
     def insert_archived(self, row: dict[str, Any]) -> bool:

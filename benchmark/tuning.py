@@ -12,22 +12,27 @@ retried by another worker.
 from __future__ import annotations
 
 import logging
+import shlex
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy as sa
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from benchmark import hookimpl, plugins
 from benchmark.errors import BenchmarkError, ParameterError
+from benchmark.evaluation.metrics import CUTOFFS
 from benchmark.params import Param
 from benchmark.runner import RunRequest, fit, resolve_method
+from benchmark.store import database_fault, open_database
 
 DEFAULT_STORAGE = "sqlite:///runs/optuna.db"
+VALIDATION_METRICS = tuple(f"{name}@{k}" for name in ("ndcg", "recall") for k in CUTOFFS)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -48,6 +53,15 @@ def search_space(method: str) -> dict[str, Param]:
         if not declared[name].tunable:
             raise ParameterError(f"method {method!r}: parameter {name!r} declares no range or choices")
         space[name] = declared[name]
+    return space
+
+
+def tunable_space(method: str) -> dict[str, Param]:
+    """:func:`search_space`, or one line saying that ``method`` has nothing to tune."""
+    space = search_space(method)
+    if not space:
+        raise BenchmarkError(f"method {method!r} declares no search space: nothing to tune; "
+                             f"tunable methods: {', '.join(tunable_methods()) or 'none'}")
     return space
 
 
@@ -74,16 +88,24 @@ class PruningPlugin:
 
 
 def storage_for(url: str) -> RDBStorage:
-    """RDB storage with a heartbeat, so a killed worker's trial is failed and retried."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    return RDBStorage(
-        url,
-        heartbeat_interval=10,
-        grace_period=30,
-        failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-    )
+    """RDB storage with a heartbeat, so a killed worker's trial is failed and retried.
+
+    A fault of ``url`` is one :class:`~benchmark.errors.StoreError` line, as for ``--store``.
+    """
+    open_database(url, "--storage").dispose()
+    try:
+        with warnings.catch_warnings():
+            # Optuna calls the heartbeat and its retry callback experimental on every construction.
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
+                                    message=".*(heartbeat_interval|RetryHeartbeatStaleTrialCallback)")
+            return RDBStorage(
+                url,
+                heartbeat_interval=10,
+                grace_period=30,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+    except sa.exc.SQLAlchemyError as exc:
+        raise database_fault("--storage", url, exc) from None
 
 
 @dataclass
@@ -109,9 +131,14 @@ class TuneRequest:
 
 def tune(request: TuneRequest) -> optuna.Study:
     """Run (or resume) the study until it holds ``trials`` finished trials."""
-    space = search_space(request.method)
-    if not space:
-        raise BenchmarkError(f"method {request.method!r} declares no search space: nothing to tune")
+    if request.trials < 1:
+        raise ParameterError(f"--trials {request.trials}: a study needs at least one trial; give --trials 1 or more")
+    if request.timeout is not None and not request.timeout > 0:
+        raise ParameterError(f"--timeout {request.timeout}: give a positive number of seconds, or leave it out")
+    if request.metric not in VALIDATION_METRICS:
+        raise ParameterError(f"--metric {request.metric!r}: not a validation metric; use one of "
+                             f"{', '.join(VALIDATION_METRICS)}")
+    space = tunable_space(request.method)
     defaults = resolve_method(request.method, request.profile).params
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
@@ -161,14 +188,25 @@ def tune(request: TuneRequest) -> optuna.Study:
 def best_params(method: str, dataset: str, split: str, profile: str, storage: str = DEFAULT_STORAGE,
                 metric: str = "ndcg@10", study: str | None = None) -> tuple[dict[str, Any], int]:
     """The best trial's parameters and the number of finished trials, for ``run --tuned``."""
+    if not search_space(method):
+        raise BenchmarkError(
+            f"--tuned: method {method!r} declares no search space, so it has nothing to tune and no study; "
+            f"run it without --tuned (tunable methods: {', '.join(tunable_methods()) or 'none'})"
+        )
     name = study or study_name(dataset, split, method, profile, metric)
+    command = f"genrec-bench tune --method {method} --dataset {shlex.quote(dataset)} --split {shlex.quote(split)}"
+    if profile != "tiny":
+        command += f" --profile {shlex.quote(profile)}"
+    if metric != "ndcg@10":
+        command += f" --metric {shlex.quote(metric)}"
+    if storage != DEFAULT_STORAGE:
+        command += f" --storage {shlex.quote(storage)}"
     try:
         loaded = optuna.load_study(study_name=name, storage=storage_for(storage))
     except KeyError:
-        raise BenchmarkError(
-            f"no study {name!r} in {storage}; tune first: genrec-bench tune --method {method} "
-            f"--dataset {dataset} --split {split}"
-        ) from None
+        raise BenchmarkError(f"--tuned: no study {name!r} in {storage}; tune first: {command}") from None
+    if not loaded.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise BenchmarkError(f"--tuned: study {name!r} in {storage} has no complete trial yet; finish it: {command}")
     finished = len(loaded.get_trials(deepcopy=False, states=FINISHED))
     return dict(loaded.best_trial.params), finished
 
@@ -235,7 +273,11 @@ def plot_study(study: optuna.Study, out_dir: str | Path, stem: str) -> list[Path
     if len(complete) >= 2:
         plots.append(("importance", plot_param_importances))
     for suffix, function in plots:
-        ax = function(study)
+        with warnings.catch_warnings():
+            # Optuna calls its matplotlib plots experimental on every call.
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
+                                    message="optuna.visualization.matplotlib")
+            ax = function(study)
         path = out_dir / f"{stem}-{suffix}.png"
         ax.figure.tight_layout()
         ax.figure.savefig(path, dpi=100)
