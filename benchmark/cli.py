@@ -3,31 +3,87 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from tabulate import tabulate
 
 from benchmark import plugins
-from benchmark.data.splits import DEFAULT_MAX_HISTORY, split_names
+from benchmark.data.splits import DEFAULT_MAX_HISTORY, SPLITS, split_names
 from benchmark.errors import BenchmarkError, ParameterError
 from benchmark.params import parse_assignments
+from benchmark.paths import file_problem, folder_problem
 from benchmark.store import DEFAULT_URL, Store, run_key
 
 DEFAULT_METHODS = "pop,sasrec-ce,sasrec-bce,lightgcn"
+CACHE_ENV = "GENREC_BENCH_CACHE"
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding accepts 0 .. 2**32 - 1
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error:`` line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _seeds(text: str) -> list[int]:
+def _names(option: str, text: str, example: str, parse: Callable[[str], list[str]] = _csv) -> list[str]:
+    """The non-empty, distinct names of a comma-separated option."""
+    names = parse(text)
+    if not names:
+        raise ParameterError(f"{option} {text!r} names nothing; give at least one, e.g. {option} {example}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ParameterError(f"{option} {text!r} names {', '.join(repeated)} twice; give each once")
+    return names
+
+
+def _seed(text: str) -> int:
+    """One seed: an integer numpy, torch and Python's ``random`` all accept."""
     try:
-        return [int(s) for s in _csv(text)]
+        seed = int(text)
     except ValueError:
-        raise BenchmarkError(f"--seeds {text!r}: write integers separated by commas, e.g. 0,1,2") from None
+        raise ParameterError(f"seed {text!r} is not an integer; write e.g. 0") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise ParameterError(f"seed {seed} is out of range; give an integer from 0 to {MAX_SEED}")
+    return seed
+
+
+def _seed_argument(text: str) -> int:
+    try:
+        return _seed(text)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seeds(text: str) -> list[int]:
+    seeds = []
+    for part in _names("--seeds", text, "0,1,2"):
+        try:
+            seeds.append(_seed(part))
+        except ParameterError as exc:
+            raise ParameterError(f"--seeds {text!r}: {exc}") from None
+    return seeds
+
+
+def _check_folder(option: str, folder: str | Path) -> None:
+    problem = folder_problem(folder)
+    if problem:
+        raise ParameterError(f"{option} {folder}: {problem}; pick a writable folder")
+
+
+def default_cache() -> str:
+    """The cache folder of run, tune and inspect: ``$GENREC_BENCH_CACHE`` or ``runs/cache``."""
+    return os.environ.get(CACHE_ENV) or "runs/cache"
 
 
 def board_dir(args: argparse.Namespace) -> Path:
@@ -50,21 +106,26 @@ def board_dir(args: argparse.Namespace) -> Path:
 def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.archive import export_archive, import_archive
     from benchmark.leaderboard import render
-    from benchmark.runner import RunRequest, declared_params, execute, resolve_method, save_rankings
+    from benchmark.runner import RunRequest, execute, load_split, resolve_method, save_rankings
 
-    store = Store(args.store)
-    boards = board_dir(args)
-    overrides = parse_assignments(args.param or [])
-    methods = _csv(args.methods)
-    splits = split_names(args.split)
+    # Every name, value and output path is checked before anything is fitted or stored: a
+    # typo fails in a second, not after an hour of other methods' training.
+    methods = _names("--methods", args.methods, "pop")
+    splits = _names("--split", args.split, "loo", split_names)
     seeds = _seeds(args.seeds)
-    # Resolve every method before training anything: a typo fails in a second, not an hour.
-    declared = set().union(*(declared_params(m) for m in methods))
-    for key in overrides:
-        if ":" not in key and key not in declared:
-            raise ParameterError(
-                f"--param {key}: no selected method declares it; known: {', '.join(sorted(declared))}"
-            )
+    overrides = parse_assignments(args.param or [])
+    _check_overrides(overrides, methods)
+    for method in methods:
+        resolve_method(method, args.profile, _method_overrides(overrides, method))
+    _check_folder("--cache", args.cache)
+    boards = board_dir(args)
+    _check_folder("--leaderboards", boards)
+    if args.save_rankings:
+        problem = file_problem(args.save_rankings)
+        if problem:
+            raise ParameterError(f"--save-rankings {args.save_rankings}: {problem}; give a file in an existing, "
+                                 "writable folder")
+    store = Store(args.store)
     tuned: dict[tuple[str, str], tuple[dict, int]] = {}
     if args.tuned:
         from benchmark.tuning import best_params
@@ -72,14 +133,20 @@ def cmd_run(args: argparse.Namespace) -> None:
         for split in splits:
             for method in methods:
                 tuned[(split, method)] = best_params(method, args.dataset, split, args.profile, args.storage)
-    for method in methods:
-        resolve_method(method, args.profile, _method_overrides(overrides, method))
+                params = {**tuned[(split, method)][0], **_method_overrides(overrides, method)}
+                resolve_method(method, args.profile, params)
+    for split in splits:
+        load_split(args.dataset, split, args.k_core, args.max_history)
     command = "genrec-bench " + " ".join(shlex.quote(a) for a in args.argv)
     added = import_archive(store, boards)
     if added:
         print(f"imported {added} archived runs from {boards / 'results'}", flush=True)
     if args.save_rankings:
-        Path(args.save_rankings).unlink(missing_ok=True)
+        Path(args.save_rankings).write_text("")  # the file holds this command's fitted runs only
+        # A stored row holds target ranks only, not the top-20 lists: a skipped run has none to write.
+        skipped = f"; its rankings are not written to {args.save_rankings} (--force re-runs it and writes them)"
+    else:
+        skipped = " (--force re-runs it)"
     started = time.perf_counter()
     for split in splits:
         for method in methods:
@@ -92,16 +159,17 @@ def cmd_run(args: argparse.Namespace) -> None:
                 )
                 label = f"{args.dataset} {split} {method} seed={seed}"
                 key = request_key(request, trials)
-                if not args.force and not args.save_rankings and store.has(key):
-                    print(f"skip {label}: already in the store (--force re-runs it)", flush=True)
+                if not args.force and store.has(key):
+                    print(f"skip {label}: already in the store{skipped}", flush=True)
                     continue
                 owner = store.claim(key)
                 if owner is not None:
-                    print(f"skip {label}: being run by {owner} on this store", flush=True)
+                    print(f"skip {label}: being run by {owner} on this store{skipped if args.save_rankings else ''}",
+                          flush=True)
                     continue
                 with store.claimed(key):
-                    if not args.force and not args.save_rankings and store.has(key):
-                        print(f"skip {label}: finished by another run meanwhile", flush=True)
+                    if not args.force and store.has(key):
+                        print(f"skip {label}: finished by another run meanwhile{skipped}", flush=True)
                         continue
                     row, evaluation, split_obj = execute(request, cache_dir=args.cache,
                                                          progress=not args.no_progress)
@@ -117,15 +185,35 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"wall time: {time.perf_counter() - started:.1f}s")
 
 
+def _check_overrides(overrides: dict[str, str], methods: list[str]) -> None:
+    """Every ``--param`` names a parameter some selected method declares, and a
+    ``METHOD:KEY`` names a method of this run."""
+    from benchmark.runner import declared_params
+
+    declared = set().union(*(declared_params(m) for m in methods))
+    for key in overrides:
+        target, sep, name = key.rpartition(":")
+        if sep and target not in methods:
+            raise ParameterError(
+                f"--param {key}: method {target!r} is not selected in this run (--methods {','.join(methods)}); "
+                "write one of them before the colon"
+            )
+        if not sep and key not in declared:
+            raise ParameterError(
+                f"--param {key}: no selected method declares it; known: {', '.join(sorted(declared)) or 'none'}"
+            )
+
+
 def _method_overrides(overrides: dict[str, str], method: str) -> dict[str, str]:
     """``--param recommender.epochs=3`` applies to every method declaring that parameter;
-    ``--param sasrec-ce:recommender.epochs=3`` to one method (unknown names fail there)."""
+    ``--param sasrec-ce:recommender.epochs=3`` to one method, ``recbole:GRU4Rec:...`` to one
+    method with an argument (unknown names fail there)."""
     from benchmark.runner import declared_params
 
     declared = declared_params(method)
     chosen = {}
     for key, value in overrides.items():
-        target, sep, name = key.partition(":")
+        target, sep, name = key.rpartition(":")
         if not sep and key in declared:
             chosen[key] = value
         elif sep and target == method:
@@ -148,11 +236,18 @@ def request_key(request, tuned_trials: int) -> str:
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
-    from benchmark.tuning import TuneRequest, plot_study, tunable_methods, tune, write_study_report
+    from benchmark.runner import load_split, resolve_method
+    from benchmark.tuning import TuneRequest, plot_study, tunable_methods, tunable_space, tune, write_study_report
 
-    if args.all == bool(args.method):
-        raise BenchmarkError("tune: give --method M or --all (every method, the same --trials budget)")
-    methods = tunable_methods() if args.all else _csv(args.method)
+    if args.all == (args.method is not None):
+        raise ParameterError("tune: give either --method M or --all (every method, the same --trials budget)")
+    methods = tunable_methods() if args.all else _names("--method", args.method, "sasrec-ce")
+    for method in methods:
+        tunable_space(method)
+        resolve_method(method, args.profile)
+    _check_folder("--cache", args.cache)
+    _check_folder("--leaderboards", args.leaderboards)
+    load_split(args.dataset, args.split, args.k_core)
     for method in methods:
         request = TuneRequest(
             method=method, dataset=args.dataset, split=args.split, trials=args.trials,
@@ -175,8 +270,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     from benchmark.archive import export_archive, import_archive
     from benchmark.leaderboard import render
 
-    store = Store(args.store)
     boards = board_dir(args)
+    _check_folder("--leaderboards", boards)
+    # Without an archive to import there is nothing to build a store from: open an existing one only.
+    archived = any((boards / "results").glob("*.jsonl.gz"))
+    store = Store(args.store, create=archived)
     import_archive(store, boards)
     pairs = store.combinations()
     if args.dataset:
@@ -207,15 +305,17 @@ def cmd_methods(args: argparse.Namespace) -> None:
         from benchmark.runner import resolve_method
 
         method = resolve_method(args.params, args.profile)
-        declared = {p.name: p for p in recommenders[method.spec.recommender].params}
-        declared.update({p.name: p for p in tokenizers[method.spec.tokenizer].params})
+        declared = {f"recommender.{p.name}": p for p in recommenders[method.spec.recommender].params}
+        declared.update({f"tokenizer.{p.name}": p for p in tokenizers[method.spec.tokenizer].params})
         table = []
         for key, value in method.params.items():
-            param = declared[key.split(".", 1)[1]]
+            param = declared[key]
             space = param.choices or ((param.low, param.high) if param.tunable else "fixed")
-            table.append([key, value, space, param.help])
+            bounded = param.minimum is not None or param.maximum is not None
+            table.append([key, value, space, param.allowed if bounded else "", param.help])
         print()
-        print(tabulate(table, headers=["Parameter", f"Value ({args.profile})", "Search space", "Meaning"]))
+        print(tabulate(table, headers=["Parameter", f"Value ({args.profile})", "Search space", "Allowed",
+                                       "Meaning"]))
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -243,6 +343,7 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 def cmd_inspect(args: argparse.Namespace) -> None:
     from benchmark.inspection import inspect_tokenizer
 
+    _check_folder("--cache", args.cache)
     result = inspect_tokenizer(
         args.dataset, args.tokenizer, split=args.split, params=parse_assignments(args.param or []),
         profile=args.profile, seed=args.seed, cache_dir=args.cache, progress=not args.no_progress,
@@ -252,15 +353,23 @@ def cmd_inspect(args: argparse.Namespace) -> None:
                    floatfmt=".4f"))
 
 
+SPLIT_HELP = ", ".join(SPLITS) + " (options after a colon, e.g. cold-items:share=0.2,seed=1)"
+
+
+def _add_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", default=default_cache(),
+                        help=f"artifact cache folder (default: ${CACHE_ENV} or runs/cache)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genrec-bench", description=__doc__)
+    parser = ArgumentParser(prog="genrec-bench", description=__doc__)
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE",
                         help="load a single-file plugin (repeatable)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train, evaluate, store and render leaderboards")
     run.add_argument("--dataset", default="ml-100k")
-    run.add_argument("--split", default="loo", help="comma-separated: loo,temporal")
+    run.add_argument("--split", default="loo", help=f"comma-separated: {SPLIT_HELP}")
     run.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated method names")
     run.add_argument("--seeds", default="0,1,2")
     run.add_argument("--profile", default="tiny", help="tiny (CPU, minutes) or paper")
@@ -273,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-history", type=int, default=DEFAULT_MAX_HISTORY,
                      help="items of history a model reads (part of the split digest)")
     run.add_argument("--store", default=DEFAULT_URL, help="SQLAlchemy URL of the results store")
-    run.add_argument("--cache", default="runs/cache")
+    _add_cache_option(run)
     run.add_argument("--leaderboards", help="board folder (default: leaderboards/ for the default store, "
                      "else a leaderboards folder next to the store)")
     run.add_argument("--save-rankings", metavar="FILE", help="write every test case's top-20 as JSON lines")
@@ -288,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--method", help="comma-separated method names")
     tune.add_argument("--all", action="store_true", help="every method with a search space")
     tune.add_argument("--dataset", default="ml-100k")
-    tune.add_argument("--split", default="loo")
+    tune.add_argument("--split", default="loo", help=f"one of {SPLIT_HELP}")
     tune.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
     tune.add_argument("--timeout", type=float, help="stop this worker after so many seconds")
     tune.add_argument("--storage", default="sqlite:///runs/optuna.db",
@@ -296,9 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--study", help="study name (default: dataset|split|method|profile|metric)")
     tune.add_argument("--profile", default="tiny")
     tune.add_argument("--metric", default="ndcg@10", help="validation metric to maximise")
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--seed", type=_seed_argument, default=0)
     tune.add_argument("--k-core", type=int, default=5)
-    tune.add_argument("--cache", default="runs/cache")
+    _add_cache_option(tune)
     tune.add_argument("--leaderboards", default="leaderboards")
     tune.add_argument("--no-progress", action="store_true")
     tune.set_defaults(func=cmd_tune)
@@ -320,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     datasets = sub.add_parser("datasets", help="list datasets, or describe the named ones")
     datasets.add_argument("names", nargs="*")
-    datasets.add_argument("--split", default="loo,temporal,cold-items")
+    datasets.add_argument("--split", default=",".join(SPLITS), help=f"comma-separated: {SPLIT_HELP}")
     datasets.add_argument("--k-core", type=int, default=5)
     datasets.set_defaults(func=cmd_datasets)
 
@@ -328,12 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("what", choices=["tokenizer"])
     inspect.add_argument("--dataset", default="ml-100k")
     inspect.add_argument("--tokenizer", required=True, help="a registered tokenizer of 'codes' identifiers")
-    inspect.add_argument("--split", default="loo")
+    inspect.add_argument("--split", default="loo", help=f"one of {SPLIT_HELP}")
     inspect.add_argument("--param", action="append", metavar="KEY=VALUE",
                          help="override a tokenizer parameter, e.g. alpha=0.1 (no 'tokenizer.' prefix)")
     inspect.add_argument("--profile", default="tiny")
-    inspect.add_argument("--seed", type=int, default=0)
-    inspect.add_argument("--cache", default="runs/cache")
+    inspect.add_argument("--seed", type=_seed_argument, default=0)
+    _add_cache_option(inspect)
     inspect.add_argument("--no-progress", action="store_true")
     inspect.set_defaults(func=cmd_inspect)
     return parser
@@ -342,14 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return exc.code if isinstance(exc.code, int) else 2
     args.argv = argv
     try:
         for path in args.plugin:
             plugins.load_plugin_file(path)
         args.func(args)
     except BenchmarkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"error: {message}", file=sys.stderr)
         return 2
     return 0
 
