@@ -7,9 +7,7 @@ import os
 import numpy as np
 import torch
 
-from benchmark.components import FitContext, RunInfo, TrainingData
-from benchmark.runner import RunRequest, execute, load_split
-from plugins.recommenders.recbole import cf_embeddings
+from benchmark.runner import RunRequest, execute, fit
 from plugins.recommenders.recbole_compat import NUMPY_ALIASES, import_recbole
 
 
@@ -31,19 +29,11 @@ def test_recbole_leaves_no_folders_in_the_working_directory(tmp_path, monkeypatc
     assert sorted(os.listdir(tmp_path)) == ["cache"]
 
 
-def test_cf_embeddings_are_cached_and_fitted_on_training_only(tmp_path):
-    split = load_split("synthetic", "loo")
-    data = TrainingData.from_split(split)
-    context = FitContext(
-        run=RunInfo("synthetic", "loo", "cf", {}, 0, "tiny"), seed=0, profile="tiny",
-        cache_dir=str(tmp_path), validate=lambda model: {"ndcg@10": 0.0},
-        epoch_end=lambda epoch, metrics: None, progress=False,
-    )
-    first = cf_embeddings(data, context)
-    assert first.shape[0] == split.n_items
-    files = list((tmp_path / "cf").glob("*.npy"))
-    assert len(files) == 1
-    mtime = files[0].stat().st_mtime_ns
-    second = cf_embeddings(data, context)
-    assert np.array_equal(first, second)
-    assert files[0].stat().st_mtime_ns == mtime
+def test_item_embeddings_are_the_trained_item_table_in_our_item_order(tmp_path):
+    fitted = fit(RunRequest("synthetic", "loo", "sasrec-ce", params={"recommender.epochs": 1}), tmp_path, False)
+    recommender = fitted.recommender
+    embeddings = recommender.item_embeddings()
+    assert embeddings.shape == (fitted.split.n_items, recommender.params["embedding_size"])
+    table = recommender.model.item_embedding.weight.detach().numpy()
+    for item in (0, 7, fitted.split.n_items - 1):
+        assert np.array_equal(embeddings[item], table[recommender.recbole_item_of[item]])
