@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -306,20 +307,28 @@ def _source_files(module: ModuleType, seen: set[str]) -> None:
             _source_files(used, seen)
 
 
+# Hashed once per loaded module: the code that runs is the code imported, even if its file
+# is edited while a long run goes on.
+_code_hashes: weakref.WeakKeyDictionary[ModuleType, str] = weakref.WeakKeyDictionary()
+
+
 def plugin_code_hash(name: str) -> str:
     """Hash of plugin ``name``'s source: its module and the modules of its package it uses."""
     plugin = pm.get_plugin(name)
     if plugin is None:
         return "unknown"
     module = plugin if isinstance(plugin, ModuleType) else sys.modules.get(type(plugin).__module__)
-    files: set[str] = set()
-    if module is not None:
+    if module is None:
+        return "unknown"
+    if module not in _code_hashes:
+        files: set[str] = set()
         _source_files(module, files)
-    h = hashlib.sha256()
-    for path in sorted(files):
-        h.update(Path(path).name.encode())
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()[:12]
+        h = hashlib.sha256()
+        for path in sorted(files):
+            h.update(Path(path).name.encode())
+            h.update(Path(path).read_bytes())
+        _code_hashes[module] = h.hexdigest()[:12]
+    return _code_hashes[module]
 
 
 def code_hashes(method: str) -> dict[str, str]:

@@ -98,9 +98,8 @@ def test_paired_test_detects_real_differences_only():
 
 
 def _row(method, seed, ranks, cold, baseline, run_id):
-    from benchmark.evaluation.metrics import summarise
-
     from benchmark.data.splits import subset_masks
+    from benchmark.evaluation.metrics import summarise
 
     ranks = np.asarray(ranks)
     groups = np.zeros(len(ranks), int)
