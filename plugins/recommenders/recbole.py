@@ -17,9 +17,7 @@ capped at ``TrainingData.max_history`` items, in training and in scoring.
   nothing to the loss. ``batch_size`` counts predicted positions here, so a batch holds
   ``batch_size // max_history`` windows and one update sees about as many targets as a
   ``prefix`` batch does. RecBole's network is used as is (embeddings, layers, dropout,
-  LayerNorm), only its last-position gather is left out, so scoring is unchanged. On
-  ml-100k loo it matches ``prefix``'s validation NDCG@10 in a fraction of the fit time
-  (``benchmarks/sasrec_objective.py`` writes ``leaderboards/sasrec-objective.md``).
+  LayerNorm), only its last-position gather is left out, so scoring is unchanged.
 - ``prefix``: RecBole's trainer, one forward pass per training prefix of which only the
   last position is trained: about ``max_history`` times the compute per epoch.
 
