@@ -27,7 +27,12 @@ import numpy as np
 
 from benchmark.components import ItemIdentifiers
 
-DEFAULT_CACHE = Path(os.environ.get("GENREC_BENCH_CACHE", "runs/cache"))
+CACHE_ENV = "GENREC_BENCH_CACHE"
+
+
+def default_cache() -> str:
+    """The artifact cache folder: ``$GENREC_BENCH_CACHE``, else ``runs/cache`` (read when called)."""
+    return os.environ.get(CACHE_ENV) or "runs/cache"
 
 
 def content_hash(*parts: Any) -> str:

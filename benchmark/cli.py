@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import NoReturn
 from tabulate import tabulate
 
 from benchmark import plugins
+from benchmark.cache import CACHE_ENV, default_cache
 from benchmark.data.splits import DEFAULT_MAX_HISTORY, SPLITS, split_names
 from benchmark.errors import BenchmarkError, ParameterError
 from benchmark.params import parse_assignments
@@ -21,7 +21,6 @@ from benchmark.paths import file_problem, folder_problem
 from benchmark.store import DEFAULT_URL, Store, run_key
 
 DEFAULT_METHODS = "pop,sasrec-ce,sasrec-bce,lightgcn"
-CACHE_ENV = "GENREC_BENCH_CACHE"
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding accepts 0 .. 2**32 - 1
 
 
@@ -79,11 +78,6 @@ def _check_folder(option: str, folder: str | Path) -> None:
     problem = folder_problem(folder)
     if problem:
         raise ParameterError(f"{option} {folder}: {problem}; pick a writable folder")
-
-
-def default_cache() -> str:
-    """The cache folder of run, tune and inspect: ``$GENREC_BENCH_CACHE`` or ``runs/cache``."""
-    return os.environ.get(CACHE_ENV) or "runs/cache"
 
 
 def board_dir(args: argparse.Namespace) -> Path:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from benchmark import plugins
-from benchmark.cache import DEFAULT_CACHE
+from benchmark.cache import default_cache
 from benchmark.components import (
     EvaluationInput,
     FitContext,
@@ -208,7 +208,7 @@ def make_context(
     )
 
 
-def fit(request: RunRequest, cache_dir: str | Path = DEFAULT_CACHE, progress: bool = True) -> FittedRun:
+def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool = True) -> FittedRun:
     """Fit the method's tokenizer and recommender on the split's training part.
 
     Nothing here reads the test cases: fitting gets :class:`TrainingData`, and
@@ -226,7 +226,7 @@ def fit(request: RunRequest, cache_dir: str | Path = DEFAULT_CACHE, progress: bo
         profile=request.profile,
     )
     plugins.pm.hook.on_run_start(run=run)
-    context = make_context(run, data, cache_dir, request.keep_seen, progress)
+    context = make_context(run, data, cache_dir or default_cache(), request.keep_seen, progress)
     tokenizer_spec = plugins.get_tokenizers()[method.spec.tokenizer]
     recommender_spec = plugins.get_recommenders()[method.spec.recommender]
     seed_everything(request.seed)
@@ -242,7 +242,7 @@ def fit(request: RunRequest, cache_dir: str | Path = DEFAULT_CACHE, progress: bo
 
 def execute(
     request: RunRequest,
-    cache_dir: str | Path = DEFAULT_CACHE,
+    cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, Any], Evaluation, Split]:
     """Fit, evaluate on test once, and return the result row (not yet stored)."""
