@@ -165,6 +165,11 @@ class Recommender:
         """Short description of the model size for the leaderboard."""
         return type(self).__name__
 
+    def diagnostics(self) -> dict[str, float]:
+        """Numbers about the last ranking pass, stored with the run (``generation/<name>``),
+        e.g. ``invalid_id_share`` of unconstrained decoding. Default: none."""
+        return {}
+
     def item_embeddings(self) -> np.ndarray | None:
         """Learnt item vectors in our item order, shape (n_items, d), or ``None``.
 
@@ -177,7 +182,9 @@ class Recommender:
 class FitContext:
     """Services the harness offers while fitting.
 
-    ``validate(recommender)``: validation metrics (subset ``all``) on the validation cases;
+    ``validate(recommender, limit=None)``: validation metrics (subset ``all``) on the
+    validation cases, or on a fixed seeded sample of ``limit`` of them (the same sample
+    for every method: list-generating models declare the size as a parameter);
     ``epoch_end(epoch, metrics)``: record an epoch and call the ``on_epoch_end`` hooks
     (Optuna pruning); ``text_embeddings()`` and ``cf_embeddings()``: shared item
     embeddings (see :mod:`benchmark.services`); ``cache_dir``: where to cache artifacts;
@@ -188,7 +195,7 @@ class FitContext:
     seed: int
     profile: str
     cache_dir: str
-    validate: Callable[[Recommender], dict[str, float]]
+    validate: Callable[..., dict[str, float]]
     epoch_end: Callable[[int, dict[str, float]], None]
     data: TrainingData | None = None
     progress: bool = True

@@ -48,9 +48,11 @@ DEFAULT_PLUGINS = (
     "plugins.tokenizers.p5",
     "plugins.recommenders.popularity",
     "plugins.recommenders.recbole",
+    "plugins.recommenders.seq2seq",
     "plugins.evaluators.coverage",
     "plugins.evaluators.tokenizer_diagnostics",
     "plugins.methods.baselines",
+    "plugins.methods.generative",
 )
 ENTRY_POINT_GROUP = "genrec_bench"
 ALLOW_LIST_ENV = "GENREC_BENCH_LOAD_PLUGINS"

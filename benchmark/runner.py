@@ -32,7 +32,7 @@ from benchmark.components import (
     split_dotted,
 )
 from benchmark.data.dataset import PreparedDataset, prepare
-from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split
+from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split, validation_sample
 from benchmark.evaluation.evaluator import Evaluation, evaluate
 from benchmark.params import resolve
 
@@ -184,8 +184,9 @@ def make_context(
     records (and, with ``hooks``, the ``on_epoch_end`` hooks), shared embeddings, the cache."""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
 
-    def validate(recommender) -> dict[str, float]:
-        result = evaluate(recommender, data.valid, data.n_items, keep_seen, desc="validate", progress=False,
+    def validate(recommender, limit: int | None = None) -> dict[str, float]:
+        cases = validation_sample(data.valid, limit)
+        result = evaluate(recommender, cases, data.n_items, keep_seen, desc="validate", progress=False,
                           name=run.method)
         return {k: v for k, v in result.metrics["all"].items() if v is not None}
 
@@ -251,7 +252,8 @@ def execute(
     # The single read of the test cases.
     result = evaluate(fitted.recommender, split.test, split.n_items, request.keep_seen,
                       desc=f"test {request.method}", progress=progress, name=request.method)
-    extra: dict[str, float] = {}
+    # Diagnostics of the test ranking itself (e.g. the share of generated ids naming no item).
+    extra: dict[str, float] = {f"generation/{k}": float(v) for k, v in fitted.recommender.diagnostics().items()}
     evaluation_input = EvaluationInput(data, split.test, fitted.identifiers, result.rankings, result.ranks,
                                        fitted.context)
     for name, spec in plugins.get_evaluators().items():

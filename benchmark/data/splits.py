@@ -83,6 +83,23 @@ class Cases:
                 "group": self.groups.tolist()}
 
 
+VALIDATION_SAMPLE_SEED = 0
+
+
+def validation_sample(cases: Cases, limit: int | None) -> Cases:
+    """A fixed sample of ``limit`` cases (all of them when ``limit`` is None or not smaller).
+
+    The sample depends only on the cases and ``limit`` (a constant seed), so every method
+    and every seed that asks for the same size validates on the same cases, in case order.
+    """
+    if limit is None or limit >= len(cases):
+        return cases
+    if limit < 1:
+        raise ValueError(f"a validation sample needs at least one case, got limit={limit}")
+    index = np.random.default_rng(VALIDATION_SAMPLE_SEED).choice(len(cases), limit, replace=False)
+    return cases.subset(np.sort(index))
+
+
 def subset_masks(cold: np.ndarray, new_user: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
     """Masks of the reported subsets from per-case labels."""
     cold = np.asarray(cold, bool)

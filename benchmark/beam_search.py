@@ -1,0 +1,273 @@
+"""Constrained beam search over a token trie, for every generative recommender.
+
+A generative recommender writes an item's identifier token by token (TIGER's codes, a
+title's words, an LLM's new code tokens). :class:`TokenTrie` holds every item's token
+sequence as tensors; :func:`beam_search` decodes a batch of cases at once, with beams
+as tensors (no per-beam Python loop), and returns each case's best ``beam_size`` items:
+
+- **Constrained** (the default): at each step a beam may only take a token that extends
+  a prefix of some item, so every returned identifier names an item, and the beams of a
+  case are distinct items in score order.
+- **Excluded items** (the user's seen items under the default protocol) are pruned in
+  the trie: a token is allowed only while at least one non-excluded item lies below it,
+  so an excluded item is never returned and no beam is spent on a dead end. With enough
+  items left, a case gets a full list of ``beam_size`` items.
+- **Unconstrained**: any token at any step; the result says which beams named no item
+  (``invalid``), the diagnostic behind the "share of invalid identifiers".
+
+The model side is a :class:`Decoder`: it computes what it can once per case (an
+encoder pass, cross-attention keys and values) and returns next-token logits for
+``n_cases x beam_size`` rows, reordering its own per-beam state (a self-attention cache)
+by the parent index of each row. Scores are sums of log-softmax probabilities over the
+model's whole vocabulary, as ``transformers``' ``generate`` computes them, so for
+fixed-length identifiers the top lists equal those of ``generate`` with a trie-based
+``prefix_allowed_tokens_fn`` (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+
+class Decoder(Protocol):
+    """Next-token logits for the rows of a beam search (``n_cases x beam_size`` rows,
+    case-major: row ``c * beam_size + b`` is beam ``b`` of case ``c``)."""
+
+    def step(self, tokens: torch.Tensor | None, parents: torch.Tensor | None) -> torch.Tensor:
+        """Logits ``(rows, vocab)`` for the next token.
+
+        The first call gets ``None`` twice (nothing decoded yet). Later calls get the token
+        each row just took and ``parents``: the row (same case) whose state it continues;
+        the decoder reorders its per-row state by ``parents`` before feeding ``tokens``.
+        """
+        ...
+
+
+class TokenTrie:
+    """Every item's token sequence as a prefix trie in tensors.
+
+    ``sequences[i]`` are item i's tokens (ids below ``vocab_size``). No sequence may be a
+    proper prefix of another (end variable-length identifiers with an end token) and no
+    two items may share one. Nodes are numbered from the root (0); edges are sorted by
+    ``(parent, token)`` so a child is found by a binary search on ``parent * vocab + token``.
+    """
+
+    def __init__(self, sequences: Sequence[Sequence[int]], vocab_size: int):
+        self.vocab_size = int(vocab_size)
+        node_of: dict[tuple[int, ...], int] = {(): 0}
+        parents: list[int] = []
+        tokens: list[int] = []
+        item_at: dict[int, int] = {}
+        path_items: list[int] = []
+        path_nodes: list[int] = []
+        max_len = 0
+        for item, sequence in enumerate(sequences):
+            sequence = tuple(int(t) for t in sequence)
+            if not sequence:
+                raise ValueError(f"item {item} has an empty token sequence")
+            if min(sequence) < 0 or max(sequence) >= self.vocab_size:
+                raise ValueError(f"item {item}: tokens {sequence} must lie in [0, {self.vocab_size})")
+            max_len = max(max_len, len(sequence))
+            node = 0
+            for depth in range(1, len(sequence) + 1):
+                prefix = sequence[:depth]
+                child = node_of.get(prefix)
+                if child is None:
+                    if node in item_at:
+                        raise ValueError(f"item {item_at[node]}'s tokens are a prefix of item {item}'s; "
+                                         "end variable-length identifiers with an end token")
+                    child = len(node_of)
+                    node_of[prefix] = child
+                    parents.append(node)
+                    tokens.append(prefix[-1])
+                node = child
+                path_items.append(item)
+                path_nodes.append(node)
+            if node in item_at:
+                raise ValueError(f"items {item_at[node]} and {item} share the token sequence {sequence}")
+            item_at[node] = item
+        n_nodes = len(node_of)
+        parent = np.asarray(parents, np.int64)
+        token = np.asarray(tokens, np.int64)
+        child = np.arange(1, n_nodes, dtype=np.int64)
+        has_children = np.zeros(n_nodes, bool)
+        has_children[parent] = True
+        inner_items = [i for n, i in item_at.items() if has_children[n]]
+        if inner_items:
+            raise ValueError(f"item {inner_items[0]}'s tokens are a prefix of another item's; "
+                             "end variable-length identifiers with an end token")
+        order = np.lexsort((token, parent))
+        parent, token, child = parent[order], token[order], child[order]
+        self.n_items = len(sequences)
+        self.n_nodes = n_nodes
+        self.max_length = max_len
+        self.edge_key = torch.as_tensor(parent * self.vocab_size + token)
+        self.edge_parent = torch.as_tensor(parent)
+        self.edge_token = torch.as_tensor(token)
+        self.edge_child = torch.as_tensor(child)
+        counts = np.bincount(parent, minlength=n_nodes)
+        self.node_count = torch.as_tensor(counts)
+        self.node_start = torch.as_tensor(np.r_[0, np.cumsum(counts)[:-1]])
+        node_item = np.full(n_nodes, -1, np.int64)
+        for node, item in item_at.items():
+            node_item[node] = item
+        self.node_item = torch.as_tensor(node_item)
+        path_items_np = np.asarray(path_items, np.int64)
+        path_nodes_np = np.asarray(path_nodes, np.int64)
+        self.items_below = torch.as_tensor(np.bincount(path_nodes_np, minlength=n_nodes))
+        # Item i's path nodes are path_nodes[path_start[i] : path_start[i] + path_length[i]].
+        lengths = np.bincount(path_items_np, minlength=self.n_items)
+        self.path_length = torch.as_tensor(lengths)
+        self.path_start = torch.as_tensor(np.r_[0, np.cumsum(lengths)[:-1]])
+        self.path_nodes = torch.as_tensor(path_nodes_np)
+        self.item_node = torch.as_tensor(path_nodes_np[np.cumsum(lengths) - 1])
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    def child(self, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The child of each node along each token, ``-1`` where there is none (or node is -1)."""
+        keys = nodes * self.vocab_size + tokens
+        pos = torch.searchsorted(self.edge_key, keys).clamp(max=max(0, len(self.edge_key) - 1))
+        found = (nodes >= 0) & (len(self.edge_key) > 0)
+        if len(self.edge_key):
+            found &= self.edge_key[pos] == keys
+        return torch.where(found, self.edge_child[pos] if len(self.edge_key) else nodes, -1)
+
+    def sequence(self, item: int) -> list[int]:
+        """Item ``item``'s tokens, read back from the trie."""
+        start, length = int(self.path_start[item]), int(self.path_length[item])
+        nodes = self.path_nodes[start:start + length]
+        by_child = torch.empty(self.n_nodes, dtype=torch.long)
+        by_child[self.edge_child] = self.edge_token
+        return by_child[nodes].tolist()
+
+    def excluded_counts(self, exclude: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sorted keys ``case * n_nodes + node`` and how many excluded items lie below each."""
+        lists = [torch.as_tensor(np.asarray(items, np.int64)) for items in exclude]
+        sizes = torch.as_tensor([len(items) for items in lists], dtype=torch.long)
+        if int(sizes.sum()) == 0:
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        items = torch.cat(lists)
+        case_of = torch.repeat_interleave(torch.arange(len(lists)), sizes)
+        keep = (items >= 0) & (items < self.n_items)
+        case_of, items = case_of[keep], items[keep]
+        lengths = self.path_length[items]
+        starts = self.path_start[items]
+        entry_case = torch.repeat_interleave(case_of, lengths)
+        nodes = self.path_nodes[_ranges(starts, lengths)]
+        keys, counts = torch.unique(entry_case * self.n_nodes + nodes, return_counts=True)
+        return keys, counts
+
+
+def _ranges(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Concatenation of ``arange(s, s + n)`` for every (s, n), without a Python loop."""
+    total = int(lengths.sum())
+    offsets = torch.arange(total) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    return torch.repeat_interleave(starts, lengths) + offsets
+
+
+@dataclass
+class BeamResult:
+    """Per case, the ``beam_size`` best items (``-1``: no item) and their log-probabilities.
+
+    ``invalid[c, b]``: beam b of case c finished on a token sequence that names no item
+    (only in unconstrained decoding); ``finite``: the beam holds a real hypothesis.
+    """
+
+    items: torch.Tensor
+    scores: torch.Tensor
+    invalid: torch.Tensor
+
+    @property
+    def invalid_share(self) -> float:
+        """Share of generated identifiers (finite-score beams) that match no item."""
+        finite = torch.isfinite(self.scores)
+        return float(self.invalid[finite].float().mean()) if bool(finite.any()) else 0.0
+
+
+def _allowed_logprobs(logprobs: torch.Tensor, nodes: torch.Tensor, trie: TokenTrie, beam_size: int,
+                      excluded: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """``logprobs`` with every token that leaves the trie (or leads only to excluded items) at -inf."""
+    counts = trie.node_count[nodes]
+    row_of = torch.repeat_interleave(torch.arange(logprobs.shape[0]), counts)
+    edges = _ranges(trie.node_start[nodes], counts)
+    tokens = trie.edge_token[edges]
+    if excluded is not None and len(excluded[0]):
+        keys, counts_excluded = excluded
+        children = trie.edge_child[edges]
+        lookup = (row_of // beam_size) * trie.n_nodes + children
+        pos = torch.searchsorted(keys, lookup).clamp(max=len(keys) - 1)
+        gone = torch.where(keys[pos] == lookup, counts_excluded[pos], 0)
+        alive = trie.items_below[children] > gone
+        row_of, tokens = row_of[alive], tokens[alive]
+    out = torch.full_like(logprobs, -torch.inf)
+    out[row_of, tokens] = logprobs[row_of, tokens]
+    return out
+
+
+def beam_search(
+    decoder: Decoder,
+    trie: TokenTrie,
+    n_cases: int,
+    beam_size: int,
+    exclude: Sequence[np.ndarray] | None = None,
+    constrained: bool = True,
+    pad_token: int = 0,
+    end_token: int | None = None,
+    max_length: int | None = None,
+) -> BeamResult:
+    """The ``beam_size`` best items of each of ``n_cases`` cases under ``decoder``.
+
+    ``exclude[c]``: items case c must not get (pruned in the trie; constrained only).
+    A finished beam (it reached an item, or in unconstrained decoding took ``end_token``
+    or ``max_length`` tokens) keeps its score and is fed ``pad_token`` until every beam
+    has finished. ``max_length`` defaults to the trie's longest sequence.
+    """
+    vocab = trie.vocab_size
+    rows = n_cases * beam_size
+    max_length = max_length or trie.max_length
+    excluded = trie.excluded_counts(exclude) if (exclude is not None and constrained) else None
+    scores = torch.full((n_cases, beam_size), -torch.inf)
+    scores[:, 0] = 0.0  # one live hypothesis per case until the first expansion
+    scores = scores.reshape(rows)
+    nodes = torch.zeros(rows, dtype=torch.long)
+    finished = torch.zeros(rows, dtype=torch.bool)
+    tokens = parents = None
+    for _ in range(max_length):
+        logits = decoder.step(tokens, parents)
+        if logits.shape != (rows, vocab) and logits.shape[0] == rows and logits.shape[1] >= vocab:
+            logits = logits[:, :vocab]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        if constrained:
+            logprobs = _allowed_logprobs(logprobs, nodes.clamp(min=0), trie, beam_size, excluded)
+        # A finished beam continues only with the pad token, at no cost.
+        done_row = torch.full((vocab,), -torch.inf)
+        done_row[pad_token] = 0.0
+        logprobs = torch.where(finished[:, None], done_row, logprobs)
+        candidates = (scores[:, None] + logprobs).reshape(n_cases, beam_size * vocab)
+        top, index = candidates.topk(beam_size, dim=1)
+        parents = (index // vocab + torch.arange(n_cases)[:, None] * beam_size).reshape(rows)
+        tokens = (index % vocab).reshape(rows)
+        scores = top.reshape(rows)
+        was_finished = finished[parents]
+        nodes = torch.where(was_finished, nodes[parents], trie.child(nodes[parents], tokens))
+        if constrained:
+            finished = trie.node_item[nodes.clamp(min=0)] >= 0
+        else:
+            ended = (tokens == end_token) if end_token is not None else torch.zeros_like(was_finished)
+            finished = was_finished | ended | ((nodes >= 0) & (trie.node_item[nodes.clamp(min=0)] >= 0)
+                                               & (end_token is None))
+        if bool((finished | ~torch.isfinite(scores)).all()):
+            break
+    items = torch.where(nodes >= 0, trie.node_item[nodes.clamp(min=0)], -1)
+    live = torch.isfinite(scores)
+    invalid = live & (items < 0)
+    items = torch.where(live, items, -1)
+    return BeamResult(items.reshape(n_cases, beam_size), scores.reshape(n_cases, beam_size),
+                      invalid.reshape(n_cases, beam_size))

@@ -1,0 +1,203 @@
+"""Constrained beam search: valid distinct items in score order, exhaustive-search
+agreement on tiny tries, pruning of excluded items, unconstrained diagnostics, and the
+same top-20 as ``transformers``' ``generate`` with a trie ``prefix_allowed_tokens_fn``."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.beam_search import TokenTrie, beam_search
+
+
+class TableDecoder:
+    """Deterministic logits from (case, decoded prefix): a stand-in for a model."""
+
+    def __init__(self, n_cases: int, beam: int, vocab: int, seed: int = 0):
+        self.n_cases, self.beam, self.vocab = n_cases, beam, vocab
+        self.rng = np.random.default_rng(seed)
+        self.table: dict[tuple, np.ndarray] = {}
+        self.prefixes: list[tuple[int, ...]] = [()] * (n_cases * beam)
+
+    def logits_for(self, case: int, prefix: tuple[int, ...]) -> np.ndarray:
+        key = (case, prefix)
+        if key not in self.table:
+            self.table[key] = self.rng.normal(0, 2, self.vocab)
+        return self.table[key]
+
+    def step(self, tokens, parents):
+        if tokens is not None:
+            self.prefixes = [self.prefixes[p] + (int(t),) for p, t in zip(parents.tolist(), tokens.tolist())]
+        rows = [self.logits_for(r // self.beam, self.prefixes[r]) for r in range(len(self.prefixes))]
+        return torch.tensor(np.stack(rows), dtype=torch.float32)
+
+    def sequence_logprob(self, case: int, sequence: list[int]) -> float:
+        total = 0.0
+        for depth, token in enumerate(sequence):
+            logits = torch.tensor(self.logits_for(case, tuple(sequence[:depth])), dtype=torch.float64)
+            total += float(torch.log_softmax(logits, 0)[token])
+        return total
+
+
+def _codes_trie(n_items=12, levels=3, per_level=3, vocab=None, seed=0):
+    rng = np.random.default_rng(seed)
+    every = list(itertools.product(range(per_level), repeat=levels))
+    chosen = [every[i] for i in rng.choice(len(every), n_items, replace=False)]
+    offset = 2
+    sequences = [[offset + level * per_level + c for level, c in enumerate(row)] for row in chosen]
+    vocab = vocab or offset + levels * per_level
+    return TokenTrie(sequences, vocab), sequences
+
+
+def _exhaustive(decoder: TableDecoder, sequences, case: int, exclude=()):
+    scores = [(decoder.sequence_logprob(case, s), item) for item, s in enumerate(sequences) if item not in exclude]
+    return [item for _, item in sorted(scores, key=lambda x: -x[0])]
+
+
+def test_trie_rejects_prefixes_and_duplicates_and_finds_children():
+    with pytest.raises(ValueError, match="share the token sequence"):
+        TokenTrie([[3, 4], [3, 4]], 10)
+    with pytest.raises(ValueError, match="prefix"):
+        TokenTrie([[3, 4], [3, 4, 5]], 10)
+    with pytest.raises(ValueError, match="prefix"):
+        TokenTrie([[3, 4, 5], [3, 4]], 10)
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        TokenTrie([[3, 12]], 10)
+    trie = TokenTrie([[3, 4], [3, 5], [6, 4]], 10)
+    assert trie.n_nodes == 6 and trie.max_length == 2
+    root_children = trie.child(torch.tensor([0, 0, 0]), torch.tensor([3, 6, 4]))
+    assert root_children[2] == -1 and root_children[0] != root_children[1]
+    leaf = trie.child(root_children[:1], torch.tensor([5]))
+    assert int(trie.node_item[leaf]) == 1
+    assert [trie.sequence(i) for i in range(3)] == [[3, 4], [3, 5], [6, 4]]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_as_wide_as_the_trie_equals_exhaustive_search(seed):
+    trie, sequences = _codes_trie(n_items=12, seed=seed)
+    n_cases = 4
+    decoder = TableDecoder(n_cases, beam=12, vocab=trie.vocab_size, seed=seed)
+    result = beam_search(decoder, trie, n_cases, beam_size=12)
+    for case in range(n_cases):
+        assert result.items[case].tolist() == _exhaustive(decoder, sequences, case)
+        expected = [decoder.sequence_logprob(case, sequences[i]) for i in result.items[case].tolist()]
+        assert np.allclose(result.scores[case].numpy(), expected, atol=1e-4)
+
+
+def test_narrow_beam_returns_valid_distinct_items_in_score_order():
+    trie, sequences = _codes_trie(n_items=25, levels=3, per_level=4, seed=3)
+    decoder = TableDecoder(6, beam=5, vocab=trie.vocab_size, seed=3)
+    result = beam_search(decoder, trie, 6, beam_size=5)
+    for case in range(6):
+        items = result.items[case].tolist()
+        assert all(0 <= i < 25 for i in items) and len(set(items)) == 5
+        scores = result.scores[case].numpy()
+        assert (np.diff(scores) <= 1e-6).all()
+        assert np.allclose(scores, [decoder.sequence_logprob(case, sequences[i]) for i in items], atol=1e-4)
+    assert result.invalid_share == 0.0
+
+
+def test_excluded_items_are_pruned_and_lists_stay_full():
+    trie, sequences = _codes_trie(n_items=12, seed=4)
+    decoder = TableDecoder(3, beam=8, vocab=trie.vocab_size, seed=4)
+    # Case 0 excludes its four favourite items, case 1 a whole subtree's worth, case 2 nothing.
+    favourite = _exhaustive(TableDecoder(3, 8, trie.vocab_size, seed=4), sequences, 0)[:4]
+    subtree = [i for i, s in enumerate(sequences) if s[0] == sequences[0][0]]
+    exclude = [np.array(favourite), np.array(subtree), np.array([], np.int64)]
+    result = beam_search(decoder, trie, 3, beam_size=8, exclude=exclude)
+    for case in range(3):
+        items = result.items[case].tolist()
+        assert not set(items) & set(exclude[case].tolist())
+        remaining = 12 - len(exclude[case])
+        assert len([i for i in items if i >= 0]) == min(8, remaining)
+    # As wide as the trie, pruning still equals exhaustive search over what is left.
+    wide = TableDecoder(3, beam=12, vocab=trie.vocab_size, seed=4)
+    result = beam_search(wide, trie, 3, beam_size=12, exclude=exclude)
+    for case in range(3):
+        expected = _exhaustive(wide, sequences, case, set(exclude[case].tolist()))
+        assert [i for i in result.items[case].tolist() if i >= 0] == expected
+
+
+def test_short_catalog_pads_with_minus_one():
+    trie = TokenTrie([[2, 5], [3, 5]], 8)
+    result = beam_search(TableDecoder(2, 4, 8), trie, 2, beam_size=4, exclude=[np.array([0]), np.array([])])
+    assert result.items[0].tolist() == [1, -1, -1, -1]
+    assert sorted(result.items[1].tolist()[:2]) == [0, 1] and result.items[1].tolist()[2:] == [-1, -1]
+
+
+def test_variable_length_identifiers_with_an_end_token():
+    end = 1
+    sequences = [[4, 5, end], [4, end], [6, 7, 8, end], [6, 7, end], [9, end]]
+    trie = TokenTrie(sequences, 12)
+    decoder = TableDecoder(3, beam=5, vocab=12, seed=5)
+    result = beam_search(decoder, trie, 3, beam_size=5, end_token=end)
+    for case in range(3):
+        assert result.items[case].tolist() == _exhaustive(decoder, sequences, case)
+
+
+def test_unconstrained_decoding_reports_identifiers_that_name_no_item():
+    trie, sequences = _codes_trie(n_items=6, levels=3, per_level=3, seed=6)
+
+    class LeaningDecoder(TableDecoder):
+        """Prefers tokens that stay in the trie, without forbidding the others."""
+
+        def logits_for(self, case, prefix):
+            logits = super().logits_for(case, prefix).copy()
+            node = torch.tensor([0])
+            for token in prefix:
+                node = trie.child(node, torch.tensor([token]))
+            if int(node) >= 0:
+                start, count = int(trie.node_start[node]), int(trie.node_count[node])
+                logits[trie.edge_token[start:start + count].numpy()] += 6.0
+            return logits
+
+    result = beam_search(LeaningDecoder(4, beam=10, vocab=trie.vocab_size, seed=6), trie, 4, beam_size=10,
+                         constrained=False)
+    valid = result.items >= 0
+    assert (result.invalid == ~valid).all()
+    # Only 6 of the 11^3 token paths name an item: the best beams do, the rest do not.
+    assert valid[:, 0].all()
+    assert 0.0 < result.invalid_share < 1.0
+    # Where every path is an item, nothing is invalid.
+    full = [list(p) for p in itertools.product([0, 1], [0, 1])]
+    result = beam_search(TableDecoder(2, 4, 2), TokenTrie(full, 2), 2, beam_size=4, constrained=False)
+    assert result.invalid_share == 0.0 and (result.items >= 0).all()
+
+
+def test_same_top20_as_generate_with_a_trie_prefix_function():
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from plugins.recommenders.seq2seq import T5Decoder
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    levels, per_level, offset = 3, 8, 3
+    codes = np.unique(rng.integers(0, per_level, (400, levels)), axis=0)[:300]
+    sequences = [[offset + level * per_level + c for level, c in enumerate(row)] for row in codes]
+    vocab = offset + levels * per_level
+    config = T5Config(vocab_size=vocab, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+                      num_heads=4, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                      feed_forward_proj="relu")
+    model = T5ForConditionalGeneration(config).eval()
+    ids = torch.randint(3, vocab, (5, 12))
+    mask = torch.ones_like(ids)
+    ids[0, 8:], mask[0, 8:] = 0, 0  # a padded input
+    trie = TokenTrie(sequences, vocab)
+
+    def allowed(_, sentence):
+        node = torch.tensor([0])
+        for token in sentence[1:].tolist():
+            node = trie.child(node, torch.tensor([token]))
+        start, count = int(trie.node_start[node]), int(trie.node_count[node])
+        return trie.edge_token[start:start + count].tolist() or [0]
+
+    with torch.no_grad():
+        ours = beam_search(T5Decoder(model, ids, mask, 20), trie, 5, beam_size=20)
+        generated = model.generate(input_ids=ids, attention_mask=mask, num_beams=20, num_return_sequences=20,
+                                   max_new_tokens=levels, prefix_allowed_tokens_fn=allowed, do_sample=False)
+    item_of = {tuple(s): i for i, s in enumerate(sequences)}
+    theirs = [[item_of[tuple(row)] for row in generated[case * 20:(case + 1) * 20, 1:].tolist()] for case in range(5)]
+    assert ours.items.tolist() == theirs
