@@ -22,8 +22,9 @@ Profiles. ``paper``: TIGER's transformer (4+4 layers, 6 heads of 64, d_model 128
 1024, dropout 0.1) trained on every training prefix, or any pretrained T5 checkpoint
 given as ``model_path`` (P5 used T5-small). ``tiny`` is a 2-core CPU budget, not the
 papers' setting: 2+2 layers at d_model 128, and each epoch trains on a seeded sample of
-``prefixes_per_user`` targets per user (drawn afresh every epoch, the user's most recent
-positions first), with validation on a fixed seeded sample of the validation cases.
+``prefixes_per_user`` targets per user (half the user's most recent positions, half
+drawn from the earlier ones, afresh every epoch), history items' text capped at
+``max_item_words`` words, and validation on a fixed seeded sample of the validation cases.
 """
 
 from __future__ import annotations
@@ -66,17 +67,17 @@ PARAMS = (
     Param("user_tokens", int, 2000, "hashed user-id tokens (TIGER: 2000); 0: no user token", minimum=0),
     Param("prompt", str, "", "text placed before the history (P5's instruction); empty: none"),
     Param("max_item_words", int, 16, "text identifiers: words of each history item's text in the input",
-          minimum=1),
+          profiles={"tiny": 8}, minimum=1),
     Param("learning_rate", float, 1e-3, "peak AdamW learning rate (linear warm-up, cosine decay)",
           profiles={"tiny": 3e-3}, minimum=0.0, low=5e-4, high=1e-2, log=True),
     Param("weight_decay", float, 0.01, "AdamW weight decay", minimum=0.0, low=1e-4, high=0.1, log=True),
     Param("warmup", float, 0.05, "share of the training steps spent warming up", minimum=0.0, maximum=1.0),
     Param("batch_size", int, 256, "training prefixes per step", minimum=1),
-    Param("epochs", int, 200, "maximum training epochs", profiles={"tiny": 5}, minimum=1),
+    Param("epochs", int, 200, "maximum training epochs", profiles={"tiny": 4}, minimum=1),
     Param("patience", int, 10, "epochs without validation NDCG@10 gain before stopping",
           profiles={"tiny": 2}, minimum=1),
     Param("prefixes_per_user", int, 0, "training targets per user and epoch (0: every prefix); "
-          "drawn afresh each epoch, most recent first", profiles={"tiny": 8}, minimum=0),
+          "half the most recent, half drawn from earlier ones, afresh each epoch", profiles={"tiny": 6}, minimum=0),
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
           "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
     Param("rank_temperature", float, 1.0, "LETTER's ranking-guided loss temperature (1: plain "
@@ -304,7 +305,7 @@ class Seq2SeqRecommender(Recommender):
         if self.params["model_path"]:
             return f"T5 {self.params['model_path']}"
         p = self.params
-        return f"T5 {p['layers']}+{p['layers']} d{p['d_model']} (random init)"
+        return f"T5 {p['layers']}+{p['layers']} d{p['d_model']} {p['heads']}x{p['head_dim']} (random init)"
 
     # ---- training
 

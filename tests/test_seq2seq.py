@@ -1,0 +1,113 @@
+"""The seq2seq recommender: token layout, training loss, decoding modes, and that it learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark import plugins
+from benchmark.components import ItemIdentifiers
+from benchmark.data.splits import validation_sample
+from benchmark.errors import ParameterError
+from benchmark.params import resolve
+from benchmark.runner import RunRequest, execute, load_split, resolve_method
+from plugins.recommenders.seq2seq import EOS, PAD, Layout, Seq2SeqRecommender
+
+# Small enough for a CPU test, large enough to learn the synthetic chains.
+SMALL = {"recommender.d_model": 64, "recommender.heads": 2, "recommender.head_dim": 32, "recommender.d_ff": 128,
+         "recommender.user_tokens": 0, "recommender.valid_cases": 100}
+
+
+def _params(**overrides):
+    spec = plugins.get_recommenders()["seq2seq"]
+    return resolve(spec.params, "tiny", overrides, "seq2seq")
+
+
+def test_code_layout_gives_one_token_per_level_and_squeezes_padding():
+    codes = np.array([[0, 1, 0], [0, 1, 1], [2, 0, 0]])
+    identifiers = ItemIdentifiers(kind="codes", n_items=3, codes=codes, vocab_sizes=(3, 2, 2))
+    layout = Layout(identifiers, _params(user_tokens=4))
+    first = layout.code_offsets[0]
+    assert layout.code_offsets == [first, first + 3, first + 5] and layout.vocab_size == first + 7
+    assert layout.outputs[1] == [first, first + 3 + 1, first + 5 + 1]
+    assert layout.end_token is None
+    ids, mask = layout.encoder_inputs(np.array([5, 2]), [np.array([2, 0]), np.array([1])])
+    assert ids.shape == (2, 1 + 6 + 1)
+    # user token, then item 2's codes, item 0's codes, the end token; the short row is padded at the end only.
+    assert ids[0].tolist() == [layout.user_offset + 1, first + 2, first + 3, first + 5, first, first + 4, first + 5,
+                               EOS]
+    assert ids[1].tolist()[:5] == [layout.user_offset + 2, first, first + 4, first + 6, EOS]
+    assert mask[1].tolist() == [1] * 5 + [0] * 3 and ids[1, 5:].tolist() == [PAD] * 3
+
+
+def test_text_layout_uses_words_numbers_clashes_and_ends_with_the_end_token():
+    texts = ["Toy Story (1995)", "Heat", "heat", "Toy  Story (1995)"]
+    identifiers = ItemIdentifiers(kind="text", n_items=4, texts=texts)
+    layout = Layout(identifiers, _params(user_tokens=0, prompt="next item after"))
+    assert layout.end_token == EOS
+    assert all(out[-1] == EOS for out in layout.outputs)
+    assert len({tuple(o) for o in layout.outputs}) == 4  # "Toy  Story" tokenises like "Toy Story": numbered
+    assert layout.outputs[1] != layout.outputs[2]  # case is kept
+    ids, _ = layout.encoder_inputs(np.array([0]), [np.array([1])])
+    heat = layout.outputs[1][:-1]
+    assert ids[0].tolist() == layout.prompt + heat + layout.separator + [EOS]
+
+
+def test_ranking_guided_loss_is_cross_entropy_at_a_temperature():
+    identifiers = ItemIdentifiers(kind="codes", n_items=3, codes=np.array([[0, 0], [0, 1], [1, 0]]),
+                                  vocab_sizes=(2, 2))
+    losses = {}
+    for tau in (1.0, 0.5):
+        recommender = Seq2SeqRecommender(_params(rank_temperature=tau, d_model=32, heads=2, head_dim=16, d_ff=32,
+                                                 user_tokens=0, dropout=0.0), seed=0)
+        recommender.device = torch.device("cpu")
+        torch.manual_seed(0)
+        recommender._build(identifiers)
+        ids, mask = recommender.layout.encoder_inputs(np.array([0, 1]), [np.array([0]), np.array([1, 2])])
+        labels = recommender.layout.target_table[torch.tensor([2, 0])]
+        recommender.model.eval()
+        losses[tau] = float(recommender._loss(ids, mask, labels).detach())
+        logits = recommender.model(input_ids=ids, attention_mask=mask, labels=labels).logits
+        expected = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]) / tau, labels.reshape(-1))
+        assert losses[tau] == pytest.approx(float(expected), rel=1e-5)
+    assert losses[0.5] != losses[1.0]
+
+
+def test_parameter_faults_fail_before_fitting():
+    with pytest.raises(ParameterError, match="decoding"):
+        resolve_method("tiger", "tiny", {"recommender.decoding": "greedy"})
+    with pytest.raises(ParameterError, match="rank_temperature"):
+        resolve_method("letter-tiger", "tiny", {"recommender.rank_temperature": 0})
+
+
+def test_validation_sample_is_fixed_and_shared():
+    valid = load_split("synthetic", "loo").valid
+    a, b = validation_sample(valid, 50), validation_sample(valid, 50)
+    assert len(a) == 50 and a.targets.tolist() == b.targets.tolist() and a.users.tolist() == b.users.tolist()
+    assert validation_sample(valid, None) is valid and validation_sample(valid, 10**6) is valid
+
+
+def test_tiger_beats_popularity_on_planted_structure(tmp_path):
+    pop, _, _ = execute(RunRequest("synthetic", "loo", "pop"), tmp_path, False)
+    tiger, evaluation, split = execute(
+        RunRequest("synthetic", "loo", "tiger", params={**SMALL, "recommender.epochs": 4,
+                                                         "recommender.prefixes_per_user": 0}),
+        tmp_path, False)
+    assert tiger["metrics"]["all"]["ndcg@10"] > 2 * pop["metrics"]["all"]["ndcg@10"]
+    # Constrained decoding: every list is full, of real items, none of them seen.
+    assert (evaluation.rankings >= 0).all()
+    for row, seen in enumerate(split.test.seen):
+        assert not set(evaluation.rankings[row].tolist()) & set(seen.tolist())
+    assert tiger["extra_metrics"]["generation/invalid_id_share"] == 0.0
+    assert tiger["info"]["epochs"] and "loss" in tiger["info"]["epochs"][0]
+
+
+def test_unconstrained_decoding_records_the_invalid_identifier_share(tmp_path):
+    row, evaluation, _ = execute(
+        RunRequest("synthetic", "loo", "tiger", params={**SMALL, "recommender.epochs": 1,
+                                                         "recommender.decoding": "unconstrained"}),
+        tmp_path, False)
+    share = row["extra_metrics"]["generation/invalid_id_share"]
+    assert 0.0 < share <= 1.0
+    assert (evaluation.rankings >= -1).all()
