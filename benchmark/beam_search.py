@@ -107,7 +107,6 @@ class TokenTrie:
         self.n_nodes = n_nodes
         self.max_length = max_len
         self.edge_key = torch.as_tensor(parent * self.vocab_size + token)
-        self.edge_parent = torch.as_tensor(parent)
         self.edge_token = torch.as_tensor(token)
         self.edge_child = torch.as_tensor(child)
         counts = np.bincount(parent, minlength=n_nodes)
@@ -125,19 +124,18 @@ class TokenTrie:
         self.path_length = torch.as_tensor(lengths)
         self.path_start = torch.as_tensor(np.r_[0, np.cumsum(lengths)[:-1]])
         self.path_nodes = torch.as_tensor(path_nodes_np)
-        self.item_node = torch.as_tensor(path_nodes_np[np.cumsum(lengths) - 1])
 
     def __len__(self) -> int:
         return self.n_items
 
     def child(self, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """The child of each node along each token, ``-1`` where there is none (or node is -1)."""
+        if not len(self.edge_key):
+            return torch.full_like(nodes, -1)
         keys = nodes * self.vocab_size + tokens
-        pos = torch.searchsorted(self.edge_key, keys).clamp(max=max(0, len(self.edge_key) - 1))
-        found = (nodes >= 0) & (len(self.edge_key) > 0)
-        if len(self.edge_key):
-            found &= self.edge_key[pos] == keys
-        return torch.where(found, self.edge_child[pos] if len(self.edge_key) else nodes, -1)
+        pos = torch.searchsorted(self.edge_key, keys).clamp(max=len(self.edge_key) - 1)
+        found = (nodes >= 0) & (self.edge_key[pos] == keys)
+        return torch.where(found, self.edge_child[pos], -1)
 
     def sequence(self, item: int) -> list[int]:
         """Item ``item``'s tokens, read back from the trie."""
@@ -156,7 +154,9 @@ class TokenTrie:
         items = torch.cat(lists)
         case_of = torch.repeat_interleave(torch.arange(len(lists)), sizes)
         keep = (items >= 0) & (items < self.n_items)
-        case_of, items = case_of[keep], items[keep]
+        # Each (case, item) once, however often a list repeats it.
+        pairs = torch.unique(case_of[keep] * self.n_items + items[keep])
+        case_of, items = pairs // self.n_items, pairs % self.n_items
         lengths = self.path_length[items]
         starts = self.path_start[items]
         entry_case = torch.repeat_interleave(case_of, lengths)
@@ -177,7 +177,8 @@ class BeamResult:
     """Per case, the ``beam_size`` best items (``-1``: no item) and their log-probabilities.
 
     ``invalid[c, b]``: beam b of case c finished on a token sequence that names no item
-    (only in unconstrained decoding); ``finite``: the beam holds a real hypothesis.
+    (only in unconstrained decoding). A score of ``-inf`` marks a beam that holds no
+    hypothesis (fewer candidates than beams); its item is ``-1`` and it is not invalid.
     """
 
     items: torch.Tensor
@@ -241,9 +242,10 @@ def beam_search(
     tokens = parents = None
     for _ in range(max_length):
         logits = decoder.step(tokens, parents)
-        if logits.shape != (rows, vocab) and logits.shape[0] == rows and logits.shape[1] >= vocab:
-            logits = logits[:, :vocab]
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        if logits.shape[0] != rows or logits.shape[1] < vocab:
+            raise ValueError(f"decoder returned logits of shape {tuple(logits.shape)}; expected ({rows}, >= {vocab})")
+        # Over the model's whole vocabulary (it may pad it past the trie's tokens), as generate does.
+        logprobs = torch.log_softmax(logits.float(), dim=-1)[:, :vocab]
         if constrained:
             logprobs = _allowed_logprobs(logprobs, nodes.clamp(min=0), trie, beam_size, excluded)
         # A finished beam continues only with the pad token, at no cost.

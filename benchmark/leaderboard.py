@@ -270,6 +270,26 @@ def _left_out_lines(left_out: list[tuple[dict[str, Any], str]]) -> list[str]:
     return lines + [""]
 
 
+def _profile_notes(rows: list[dict]) -> list[str]:
+    """Notes on what a row's profile and ranking mode mean, for the rows on this board."""
+    notes = []
+    if any(r["profile"] == "tiny" for r in rows):
+        notes.append(
+            "- Profile `tiny` is a 2-core CPU budget (small random-init transformers trained for minutes, "
+            "on a sample of training prefixes where a method says so), not the papers' settings: its rows "
+            "compare methods under that budget only. `paper` rows use the papers' model sizes.")
+    if any(any(k.startswith("generation/") for k in (r["extra_metrics"] or {})) for r in rows):
+        notes.append(
+            "- Methods with a `generation` table write item identifiers token by token and rank by beam "
+            "search (beam 20) constrained to the trie of valid identifiers, the user's seen items pruned in "
+            "the trie; `invalid_id_share` is the share of generated identifiers naming no item (0 under "
+            "constrained decoding; `--param recommender.decoding=unconstrained` measures it).")
+    if any(r.get("tuned_trials") for r in rows):
+        notes.append("- `(tuned, N trials)` rows use the best parameters of an N-trial Optuna study on "
+                     "validation; other rows use each method's declared defaults.")
+    return notes
+
+
 def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leaderboards") -> Path | None:
     """Write ``<out_dir>/<dataset>-<split>.md``, ``.csv`` and ``.png`` plots from the store.
 
@@ -369,6 +389,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "items' final embeddings), never a shared padding user.",
         "- Seen items: preprocessing keeps one (user, item) pair, so a target is never in its user's "
         "history; leaving history items rankable (`--keep-seen`) only penalises models that score them.",
+        *_profile_notes(rows),
         "",
         *_left_out_lines(tables["left_out"] + other_split),
     ]

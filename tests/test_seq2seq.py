@@ -111,3 +111,15 @@ def test_unconstrained_decoding_records_the_invalid_identifier_share(tmp_path):
     share = row["extra_metrics"]["generation/invalid_id_share"]
     assert 0.0 < share <= 1.0
     assert (evaluation.rankings >= -1).all()
+
+
+def test_board_notes_explain_tiny_rows_and_generation_diagnostics():
+    from benchmark.leaderboard import _profile_notes
+
+    baseline = {"profile": "tiny", "extra_metrics": {}, "tuned_trials": 0}
+    generative = {"profile": "tiny", "extra_metrics": {"generation/invalid_id_share": 0.0}, "tuned_trials": 0}
+    paper = {"profile": "paper", "extra_metrics": {}, "tuned_trials": 3}
+    assert not any("beam search" in n for n in _profile_notes([baseline]))
+    notes = " ".join(_profile_notes([baseline, generative]))
+    assert "CPU budget" in notes and "beam search" in notes and "tuned" not in notes
+    assert "CPU budget" not in " ".join(_profile_notes([paper])) and "Optuna" in " ".join(_profile_notes([paper]))
