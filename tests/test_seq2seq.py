@@ -123,3 +123,63 @@ def test_board_notes_explain_tiny_rows_and_generation_diagnostics():
     notes = " ".join(_profile_notes([baseline, generative]))
     assert "CPU budget" in notes and "beam search" in notes and "tuned" not in notes
     assert "CPU budget" not in " ".join(_profile_notes([paper])) and "Optuna" in " ".join(_profile_notes([paper]))
+
+
+def _save_pretrained_t5(path, words):
+    """A tiny T5 checkpoint with a word-level tokenizer, as a user's local model folder."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for word in words:
+        vocab.setdefault(word, len(vocab))
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>",
+                                        unk_token="<unk>")
+    tokenizer.save_pretrained(path)
+    config = T5Config(vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1,
+                      num_heads=2, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    T5ForConditionalGeneration(config).save_pretrained(path)
+    return len(vocab)
+
+
+@pytest.mark.parametrize("method", ["tiger", "p5-tid"])
+def test_a_pretrained_checkpoint_keeps_its_tokenizer_and_gains_code_and_user_tokens(method, tmp_path):
+    split = load_split("synthetic", "loo")
+    words = {w for text in split.dataset.catalog.texts() for w in text.replace(":", " ").replace(";", " ").split()}
+    words |= {"Considering", "the", "user", "has", "interacted", "with", "items", ";", "#", "(", ")"}
+    words |= {str(i) for i in range(200)}
+    size = _save_pretrained_t5(tmp_path / "t5", sorted(words))
+    row, evaluation, _ = execute(
+        RunRequest("synthetic", "loo", method,
+                   params={"recommender.model_path": str(tmp_path / "t5"), "recommender.epochs": 1,
+                           "recommender.user_tokens": 10, "recommender.valid_cases": 50}),
+        tmp_path / "cache", False)
+    assert row["backbone"] == f"T5 {tmp_path / 't5'}"
+    assert (evaluation.rankings >= 0).all()
+    # The model's own ids for words; user (and code) tokens appended after its vocabulary.
+    resolved = resolve_method(method, "tiny", {"recommender.model_path": str(tmp_path / "t5"),
+                                               "recommender.user_tokens": 10})
+    recommender = Seq2SeqRecommender(resolved.recommender_params, 0)
+    recommender.device = torch.device("cpu")
+    from transformers import AutoTokenizer
+
+    identifiers = ItemIdentifiers(kind="codes", n_items=2, codes=np.array([[0, 1], [1, 0]]), vocab_sizes=(2, 2))
+    recommender._build(identifiers)
+    assert recommender.layout.user_offset == size and recommender.layout.code_offsets == [size + 10, size + 12]
+    assert recommender.model.get_input_embeddings().num_embeddings >= size + 14
+    assert recommender.layout.words("items") == AutoTokenizer.from_pretrained(tmp_path / "t5")(
+        "items", add_special_tokens=False)["input_ids"]
+
+
+def test_a_checkpoint_that_is_not_t5_is_refused(tmp_path):
+    from transformers import BertConfig
+
+    BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=8).save_pretrained(tmp_path)
+    recommender = Seq2SeqRecommender(_params(model_path=str(tmp_path)), 0)
+    recommender.device = torch.device("cpu")
+    identifiers = ItemIdentifiers(kind="codes", n_items=1, codes=np.array([[0]]), vocab_sizes=(1,))
+    with pytest.raises(ParameterError, match="give a T5 checkpoint"):
+        recommender._build(identifiers)
