@@ -35,15 +35,20 @@ import torch
 
 
 class Decoder(Protocol):
-    """Next-token logits for the rows of a beam search (``n_cases x beam_size`` rows,
-    case-major: row ``c * beam_size + b`` is beam ``b`` of case ``c``)."""
+    """Next-token logits for the rows of a beam search.
+
+    The first call decodes one row per case (every beam of a case starts from the same
+    empty prefix, so it is computed once); later calls decode ``n_cases x beam_size`` rows,
+    case-major (row ``c * beam_size + b`` is beam ``b`` of case ``c``).
+    """
 
     def step(self, tokens: torch.Tensor | None, parents: torch.Tensor | None) -> torch.Tensor:
         """Logits ``(rows, vocab)`` for the next token.
 
-        The first call gets ``None`` twice (nothing decoded yet). Later calls get the token
-        each row just took and ``parents``: the row (same case) whose state it continues;
-        the decoder reorders its per-row state by ``parents`` before feeding ``tokens``.
+        The first call gets ``None`` twice (nothing decoded yet) and returns one row per
+        case. Later calls get the token each row just took and ``parents``: the row of the
+        previous call whose state it continues (same case); the decoder reorders, or on the
+        second call expands, its per-row state by ``parents`` before feeding ``tokens``.
         """
         ...
 
@@ -192,7 +197,7 @@ class BeamResult:
         return float(self.invalid[finite].float().mean()) if bool(finite.any()) else 0.0
 
 
-def _allowed_logprobs(logprobs: torch.Tensor, nodes: torch.Tensor, trie: TokenTrie, beam_size: int,
+def _allowed_logprobs(logprobs: torch.Tensor, nodes: torch.Tensor, trie: TokenTrie, width: int,
                       excluded: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     """``logprobs`` with every token that leaves the trie (or leads only to excluded items) at -inf."""
     counts = trie.node_count[nodes]
@@ -202,7 +207,7 @@ def _allowed_logprobs(logprobs: torch.Tensor, nodes: torch.Tensor, trie: TokenTr
     if excluded is not None and len(excluded[0]):
         keys, counts_excluded = excluded
         children = trie.edge_child[edges]
-        lookup = (row_of // beam_size) * trie.n_nodes + children
+        lookup = (row_of // width) * trie.n_nodes + children
         pos = torch.searchsorted(keys, lookup).clamp(max=len(keys) - 1)
         gone = torch.where(keys[pos] == lookup, counts_excluded[pos], 0)
         alive = trie.items_below[children] > gone
@@ -231,32 +236,37 @@ def beam_search(
     has finished. ``max_length`` defaults to the trie's longest sequence.
     """
     vocab = trie.vocab_size
-    rows = n_cases * beam_size
     max_length = max_length or trie.max_length
     excluded = trie.excluded_counts(exclude) if (exclude is not None and constrained) else None
-    scores = torch.full((n_cases, beam_size), -torch.inf)
-    scores[:, 0] = 0.0  # one live hypothesis per case until the first expansion
-    scores = scores.reshape(rows)
-    nodes = torch.zeros(rows, dtype=torch.long)
-    finished = torch.zeros(rows, dtype=torch.bool)
+    case_offset = torch.arange(n_cases)[:, None]
+    width = 1  # rows per case: one before the first expansion, then beam_size
+    scores = torch.zeros(n_cases)
+    nodes = torch.zeros(n_cases, dtype=torch.long)
+    finished = torch.zeros(n_cases, dtype=torch.bool)
+    done_row = torch.full((vocab,), -torch.inf)
+    done_row[pad_token] = 0.0
     tokens = parents = None
     for _ in range(max_length):
+        rows = n_cases * width
         logits = decoder.step(tokens, parents)
         if logits.shape[0] != rows or logits.shape[1] < vocab:
             raise ValueError(f"decoder returned logits of shape {tuple(logits.shape)}; expected ({rows}, >= {vocab})")
         # Over the model's whole vocabulary (it may pad it past the trie's tokens), as generate does.
         logprobs = torch.log_softmax(logits.float(), dim=-1)[:, :vocab]
         if constrained:
-            logprobs = _allowed_logprobs(logprobs, nodes.clamp(min=0), trie, beam_size, excluded)
+            logprobs = _allowed_logprobs(logprobs, nodes.clamp(min=0), trie, width, excluded)
         # A finished beam continues only with the pad token, at no cost.
-        done_row = torch.full((vocab,), -torch.inf)
-        done_row[pad_token] = 0.0
         logprobs = torch.where(finished[:, None], done_row, logprobs)
-        candidates = (scores[:, None] + logprobs).reshape(n_cases, beam_size * vocab)
-        top, index = candidates.topk(beam_size, dim=1)
-        parents = (index // vocab + torch.arange(n_cases)[:, None] * beam_size).reshape(rows)
-        tokens = (index % vocab).reshape(rows)
-        scores = top.reshape(rows)
+        candidates = (scores[:, None] + logprobs).reshape(n_cases, width * vocab)
+        take = min(beam_size, width * vocab)
+        top, index = candidates.topk(take, dim=1)
+        if take < beam_size:  # fewer candidates than beams: the rest hold no hypothesis
+            top = torch.cat([top, torch.full((n_cases, beam_size - take), -torch.inf)], dim=1)
+            index = torch.cat([index, index[:, :1].expand(n_cases, beam_size - take)], dim=1)
+        parents = (index // vocab + case_offset * width).reshape(-1)
+        tokens = (index % vocab).reshape(-1)
+        scores = top.reshape(-1)
+        width = beam_size
         was_finished = finished[parents]
         nodes = torch.where(was_finished, nodes[parents], trie.child(nodes[parents], tokens))
         if constrained:

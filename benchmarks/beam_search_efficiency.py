@@ -34,8 +34,9 @@ from benchmark import plugins
 from benchmark.beam_search import beam_search
 from benchmark.cache import default_cache
 from benchmark.components import RunInfo, TrainingData
+from benchmark.decoders import T5Decoder
 from benchmark.runner import load_split, machine, make_context, package_versions, resolve_method, seed_everything
-from plugins.recommenders.seq2seq import Seq2SeqRecommender, T5Decoder
+from plugins.recommenders.seq2seq import Seq2SeqRecommender
 
 OUT = Path("leaderboards/efficiency.md")
 METHODS = ("tiger", "letter-tiger", "p5-tid", "p5-semid", "p5-cid")
@@ -70,7 +71,7 @@ def ours(recommender, users, histories, exclude, batch: int, constrained: bool) 
     with torch.no_grad():
         for s in range(0, len(users), batch):
             ids, mask = layout.encoder_inputs(users[s:s + batch], histories[s:s + batch])
-            decoder = T5Decoder(recommender.model, ids, mask, BEAM)
+            decoder = T5Decoder(recommender.model, ids, mask)
             result = beam_search(decoder, recommender.trie, len(ids), BEAM,
                                  exclude=exclude[s:s + batch] if exclude is not None else None,
                                  constrained=constrained, pad_token=layout.pad, end_token=layout.end_token)

@@ -20,7 +20,9 @@ class TableDecoder:
         self.n_cases, self.beam, self.vocab = n_cases, beam, vocab
         self.rng = np.random.default_rng(seed)
         self.table: dict[tuple, np.ndarray] = {}
-        self.prefixes: list[tuple[int, ...]] = [()] * (n_cases * beam)
+        # One row per case before the first expansion (the protocol), then beam rows per case.
+        self.cases = list(range(n_cases))
+        self.prefixes: list[tuple[int, ...]] = [()] * n_cases
 
     def logits_for(self, case: int, prefix: tuple[int, ...]) -> np.ndarray:
         key = (case, prefix)
@@ -30,8 +32,11 @@ class TableDecoder:
 
     def step(self, tokens, parents):
         if tokens is not None:
-            self.prefixes = [self.prefixes[p] + (int(t),) for p, t in zip(parents.tolist(), tokens.tolist())]
-        rows = [self.logits_for(r // self.beam, self.prefixes[r]) for r in range(len(self.prefixes))]
+            parents = parents.tolist()
+            assert all(self.cases[p] == row // self.beam for row, p in enumerate(parents)), "parent of another case"
+            self.prefixes = [self.prefixes[p] + (int(t),) for p, t in zip(parents, tokens.tolist())]
+            self.cases = [self.cases[p] for p in parents]
+        rows = [self.logits_for(case, prefix) for case, prefix in zip(self.cases, self.prefixes)]
         return torch.tensor(np.stack(rows), dtype=torch.float32)
 
     def sequence_logprob(self, case: int, sequence: list[int]) -> float:
@@ -172,7 +177,7 @@ def test_unconstrained_decoding_reports_identifiers_that_name_no_item():
 def test_same_top20_as_generate_with_a_trie_prefix_function():
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from plugins.recommenders.seq2seq import T5Decoder
+    from benchmark.decoders import T5Decoder
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -197,7 +202,7 @@ def test_same_top20_as_generate_with_a_trie_prefix_function():
         return trie.edge_token[start:start + count].tolist() or [0]
 
     with torch.no_grad():
-        ours = beam_search(T5Decoder(model, ids, mask, 20), trie, 5, beam_size=20)
+        ours = beam_search(T5Decoder(model, ids, mask), trie, 5, beam_size=20)
         generated = model.generate(input_ids=ids, attention_mask=mask, num_beams=20, num_return_sequences=20,
                                    max_new_tokens=levels, prefix_allowed_tokens_fn=allowed, do_sample=False)
     item_of = {tuple(s): i for i, s in enumerate(sequences)}

@@ -29,7 +29,6 @@ drawn from the earlier ones, afresh every epoch), history items' text capped at
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
 from typing import Any
@@ -48,6 +47,7 @@ from benchmark.components import (
     RecommenderSpec,
     TrainingData,
 )
+from benchmark.decoders import T5Decoder
 from benchmark.errors import ParameterError, PluginError
 from benchmark.params import Param
 from benchmark.training import EarlyStopping
@@ -77,7 +77,7 @@ PARAMS = (
     Param("patience", int, 10, "epochs without validation NDCG@10 gain before stopping",
           profiles={"tiny": 2}, minimum=1),
     Param("prefixes_per_user", int, 0, "training targets per user and epoch (0: every prefix); "
-          "half the most recent, half drawn from earlier ones, afresh each epoch", profiles={"tiny": 6}, minimum=0),
+          "half the most recent, half drawn from earlier ones, afresh each epoch", profiles={"tiny": 5}, minimum=0),
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
           "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
     Param("rank_temperature", float, 1.0, "LETTER's ranking-guided loss temperature (1: plain "
@@ -128,7 +128,12 @@ class Layout:
             base = 3 + self.n_user_tokens + len(words)
             self.user_offset = 3
         else:
-            self.pad, self.eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+            # A tokenizer without an end token (BERT-style) ends sequences with its separator.
+            self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            self.eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+            if self.eos is None:
+                raise PluginError("recommender 'seq2seq': the tokenizer of model_path has neither an end "
+                                  "nor a separator token; give a T5 checkpoint")
             self.unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else self.eos
             self.user_offset = len(tokenizer)
             base = len(tokenizer) + self.n_user_tokens
@@ -207,49 +212,6 @@ class Layout:
         mask = ids != self.pad
         width = int(mask.sum(1).max())
         return ids[:, :width], mask[:, :width].long()
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-class T5Decoder:
-    """A T5's next-token logits for beam search: the encoder runs once per user, and the
-    cross-attention keys and values are computed once per user and shared by its beams
-    (a beam reorder stays inside its user, so only the self-attention cache is reordered)."""
-
-    def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, beam_size: int):
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-        from transformers.modeling_outputs import BaseModelOutput
-
-        self.model = model
-        n = len(input_ids)
-        states = model.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        self.cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        for layer, block in enumerate(model.decoder.block):
-            attention = block.layer[1].EncDecAttention
-            shape = (n, -1, attention.n_heads, attention.key_value_proj_dim)
-            keys = attention.k(states).view(shape).transpose(1, 2).repeat_interleave(beam_size, 0)
-            values = attention.v(states).view(shape).transpose(1, 2).repeat_interleave(beam_size, 0)
-            self.cache.cross_attention_cache.update(keys, values, layer)
-            self.cache.is_updated[layer] = True
-        # The decoder reads only the shape of the encoder states once the cache holds
-        # their keys and values: a zero-width stand-in avoids copying them per beam.
-        self.encoder_outputs = BaseModelOutput(last_hidden_state=states.new_zeros(n * beam_size, states.shape[1], 0))
-        self.mask = attention_mask.repeat_interleave(beam_size, 0)
-        self.rows = n * beam_size
-        self.start = model.config.decoder_start_token_id
-        self.cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-    def step(self, tokens: torch.Tensor | None, parents: torch.Tensor | None) -> torch.Tensor:
-        device = self.mask.device
-        if tokens is None:
-            tokens = torch.full((self.rows,), self.start, dtype=torch.long)
-        else:
-            self.cache.self_attention_cache.reorder_cache(parents.to(device))
-        out = self.model(encoder_outputs=self.encoder_outputs, attention_mask=self.mask,
-                         decoder_input_ids=tokens.to(device)[:, None], use_cache=True,
-                         **{self.cache_argument: self.cache})
-        return out.logits[:, -1].float().cpu()
 
 
 # --------------------------------------------------------------------------- the recommender
@@ -410,7 +372,7 @@ class Seq2SeqRecommender(Recommender):
             for start in range(0, len(batch), p["decode_batch"]):
                 part = slice(start, start + p["decode_batch"])
                 ids, mask = self.layout.encoder_inputs(batch.users[part], batch.histories[part])
-                decoder = T5Decoder(self.model, ids.to(self.device), mask.to(self.device), beam)
+                decoder = T5Decoder(self.model, ids.to(self.device), mask.to(self.device))
                 exclude = batch.exclude[part] if batch.exclude is not None else None
                 result = beam_search(decoder, self.trie, len(ids), beam, exclude=exclude, constrained=constrained,
                                      pad_token=self.layout.pad, end_token=self.layout.end_token)
