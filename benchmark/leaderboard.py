@@ -307,6 +307,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
     other_split = [(r, f"split digest `{r['split_digest']}` (protocol version {_protocol_version(r)}), "
                        f"not the board's `{latest_digest}`") for r in all_rows if r["split_digest"] != latest_digest]
     tables = build_tables(rows)
+    profile_notes = _profile_notes(rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = board_stem(dataset, split)
@@ -389,7 +390,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "items' final embeddings), never a shared padding user.",
         "- Seen items: preprocessing keeps one (user, item) pair, so a target is never in its user's "
         "history; leaving history items rankable (`--keep-seen`) only penalises models that score them.",
-        *_profile_notes(rows),
+        *profile_notes,
         "",
         *_left_out_lines(tables["left_out"] + other_split),
     ]

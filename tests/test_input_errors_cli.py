@@ -65,7 +65,8 @@ def stored_rows(tmp_path: Path) -> int:
         (["--save-rankings", "TMP/missing/top.jsonl"], {}, "the folder TMP/missing does not exist; give a file "
          "in an existing, writable folder"),
         (["--tuned", "--storage", "sqlite:///TMP/optuna.db"], {}, "--tuned: method 'pop' declares no search "
-         "space, so it has nothing to tune and no study; run it without --tuned (tunable methods: lightgcn, "),
+         "space, so it has nothing to tune and no study; run it without --tuned (tunable methods: letter-tiger, "
+         "lightgcn, "),
     ],
     ids=["empty-methods", "empty-seeds", "negative-seed", "empty-split", "misspelt-method-in-param",
          "unknown-profile", "cache-is-a-file", "boards-under-a-file", "rankings-in-missing-folder",
@@ -297,7 +298,8 @@ def tune_args(tmp_path: Path, *extra: str) -> list[str]:
         (["--method", "sasrec-ce", "--trials", "1", "--metric", "ndcg"],
          "--metric 'ndcg': not a validation metric; use one of"),
         (["--method", "sasrec-ce,pop", "--trials", "1"],
-         "method 'pop' declares no search space: nothing to tune; tunable methods: lightgcn, sasrec-bce, sasrec-ce"),
+         "method 'pop' declares no search space: nothing to tune; tunable methods: letter-tiger, lightgcn, "
+         "p5-cid, p5-semid, p5-tid, sasrec-bce, sasrec-ce, tiger"),
     ],
     ids=["zero-trials", "unknown-metric", "untunable-method"],
 )
