@@ -270,6 +270,19 @@ def _left_out_lines(left_out: list[tuple[dict[str, Any], str]]) -> list[str]:
     return lines + [""]
 
 
+def _reading_notes(out_dir: Path, stem: str) -> list[str]:
+    """The board's reading notes, ``<out_dir>/notes/<stem>.md``, written by people.
+
+    What the numbers mean and why a row differs from its paper: prose that cites the
+    numbers above it and never replaces them (numbers come from runs only).
+    """
+    path = out_dir / "notes" / f"{stem}.md"
+    if not path.is_file():
+        return []
+    return ["", "## Reading these results", "", f"(from `{path.as_posix()}`)", "",
+            path.read_text().strip(), ""]
+
+
 def _profile_notes(rows: list[dict]) -> list[str]:
     """Notes on what a row's profile and ranking mode mean, for the rows on this board."""
     notes = []
@@ -393,6 +406,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         *profile_notes,
         "",
         *_left_out_lines(tables["left_out"] + other_split),
+        *_reading_notes(out_dir, stem),
     ]
     md_path = out_dir / f"{stem}.md"
     md_path.write_text("\n".join(lines))

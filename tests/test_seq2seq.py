@@ -183,3 +183,14 @@ def test_a_checkpoint_that_is_not_t5_is_refused(tmp_path):
     identifiers = ItemIdentifiers(kind="codes", n_items=1, codes=np.array([[0]]), vocab_sizes=(1,))
     with pytest.raises(ParameterError, match="give a T5 checkpoint"):
         recommender._build(identifiers)
+
+
+def test_board_reading_notes_come_from_the_notes_folder(tmp_path):
+    from benchmark.leaderboard import _reading_notes
+
+    assert _reading_notes(tmp_path, "ml-100k-loo") == []
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "ml-100k-loo.md").write_text("- why tiger trails pop here\n")
+    lines = _reading_notes(tmp_path, "ml-100k-loo")
+    assert "## Reading these results" in lines and "- why tiger trails pop here" in lines
+    assert _reading_notes(tmp_path, "ml-100k-temporal") == []
