@@ -83,9 +83,6 @@ class TokenTrie:
                 prefix = sequence[:depth]
                 child = node_of.get(prefix)
                 if child is None:
-                    if node in item_at:
-                        raise ValueError(f"item {item_at[node]}'s tokens are a prefix of item {item}'s; "
-                                         "end variable-length identifiers with an end token")
                     child = len(node_of)
                     node_of[prefix] = child
                     parents.append(node)
@@ -141,6 +138,10 @@ class TokenTrie:
         pos = torch.searchsorted(self.edge_key, keys).clamp(max=len(self.edge_key) - 1)
         found = (nodes >= 0) & (self.edge_key[pos] == keys)
         return torch.where(found, self.edge_child[pos], -1)
+
+    def items(self, nodes: torch.Tensor) -> torch.Tensor:
+        """The item ending at each node, ``-1`` for inner nodes and for ``-1`` (no node)."""
+        return torch.where(nodes >= 0, self.node_item[nodes.clamp(min=0)], -1)
 
     def sequence(self, item: int) -> list[int]:
         """Item ``item``'s tokens, read back from the trie."""
@@ -269,15 +270,13 @@ def beam_search(
         width = beam_size
         was_finished = finished[parents]
         nodes = torch.where(was_finished, nodes[parents], trie.child(nodes[parents], tokens))
-        if constrained:
-            finished = trie.node_item[nodes.clamp(min=0)] >= 0
-        else:
-            ended = (tokens == end_token) if end_token is not None else torch.zeros_like(was_finished)
-            finished = was_finished | ended | ((nodes >= 0) & (trie.node_item[nodes.clamp(min=0)] >= 0)
-                                               & (end_token is None))
+        if constrained or end_token is None:  # an identifier ends where it names an item
+            finished = was_finished | (trie.items(nodes) >= 0)
+        else:  # free-running text ends at the end token, item or not
+            finished = was_finished | (tokens == end_token)
         if bool((finished | ~torch.isfinite(scores)).all()):
             break
-    items = torch.where(nodes >= 0, trie.node_item[nodes.clamp(min=0)], -1)
+    items = trie.items(nodes)
     live = torch.isfinite(scores)
     invalid = live & (items < 0)
     items = torch.where(live, items, -1)

@@ -209,12 +209,22 @@ def make_context(
     )
 
 
-def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool = True) -> FittedRun:
-    """Fit the method's tokenizer and recommender on the split's training part.
+@dataclass
+class FittedIdentifiers:
+    """A method's tokenizer fitted on a split's training part, with the fitting context."""
 
-    Nothing here reads the test cases: fitting gets :class:`TrainingData`, and
-    validation metrics come from the validation cases.
-    """
+    method: ResolvedMethod
+    split: Split
+    data: TrainingData
+    run: RunInfo
+    context: FitContext
+    identifiers: Any
+    seconds: float
+
+
+def fit_identifiers(request: RunRequest, cache_dir: str | Path | None = None, progress: bool = True,
+                    hooks: bool = True) -> FittedIdentifiers:
+    """Resolve the method and fit its tokenizer on the split's training part (seeded)."""
     method = resolve_method(request.method, request.profile, request.params)
     split = load_split(request.dataset, request.split, request.k_core, request.max_history)
     data = TrainingData.from_split(split)
@@ -226,19 +236,29 @@ def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool
         seed=request.seed,
         profile=request.profile,
     )
-    plugins.pm.hook.on_run_start(run=run)
-    context = make_context(run, data, cache_dir or default_cache(), request.keep_seen, progress)
+    if hooks:
+        plugins.pm.hook.on_run_start(run=run)
+    context = make_context(run, data, cache_dir or default_cache(), request.keep_seen, progress, hooks)
     tokenizer_spec = plugins.get_tokenizers()[method.spec.tokenizer]
-    recommender_spec = plugins.get_recommenders()[method.spec.recommender]
     seed_everything(request.seed)
     start = time.perf_counter()
-    tokenizer = tokenizer_spec.factory(method.tokenizer_params, request.seed)
-    identifiers = tokenizer.fit(data, context)
-    tokenizer_seconds = time.perf_counter() - start
-    recommender = recommender_spec.factory(method.recommender_params, request.seed)
-    recommender.fit(data, identifiers, context)
-    return FittedRun(request, method, split, data, run, identifiers, recommender, context,
-                     tokenizer_seconds, time.perf_counter() - start)
+    identifiers = tokenizer_spec.factory(method.tokenizer_params, request.seed).fit(data, context)
+    return FittedIdentifiers(method, split, data, run, context, identifiers, time.perf_counter() - start)
+
+
+def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool = True) -> FittedRun:
+    """Fit the method's tokenizer and recommender on the split's training part.
+
+    Nothing here reads the test cases: fitting gets :class:`TrainingData`, and
+    validation metrics come from the validation cases.
+    """
+    tokenized = fit_identifiers(request, cache_dir, progress)
+    method, data, context = tokenized.method, tokenized.data, tokenized.context
+    start = time.perf_counter()
+    recommender = plugins.get_recommenders()[method.spec.recommender].factory(method.recommender_params, request.seed)
+    recommender.fit(data, tokenized.identifiers, context)
+    return FittedRun(request, method, tokenized.split, data, tokenized.run, tokenized.identifiers, recommender,
+                     context, tokenized.seconds, tokenized.seconds + time.perf_counter() - start)
 
 
 def execute(

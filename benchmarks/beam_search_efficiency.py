@@ -4,8 +4,9 @@ For each seq2seq method (its tokenizer fitted on ml-100k ``loo``, seed 0) and ea
 size (the ``tiny`` 2+2 d128 T5 and TIGER's 4+4 d128 T5, random weights: decoding cost does
 not depend on training), ranks the first ``--users`` test users with beam 20 and top-20:
 
-- **ours, constrained**: :func:`benchmark.beam_search.beam_search` with the trie of valid
-  identifiers and the users' seen items pruned (the benchmark's protocol);
+- **ours, constrained**: the seq2seq recommender's own ``recommend``
+  (:func:`benchmark.beam_search.beam_search`) with the trie of valid identifiers and the
+  users' seen items pruned (the benchmark's protocol);
 - **ours, unconstrained**: the same search without the trie (any token at any step), with
   the share of identifiers that name no item;
 - **generate + trie**: ``transformers``' ``generate`` (beam 20, 20 sequences) with a
@@ -30,12 +31,9 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from benchmark import plugins
-from benchmark.beam_search import beam_search
 from benchmark.cache import default_cache
-from benchmark.components import RunInfo, TrainingData
-from benchmark.decoders import T5Decoder
-from benchmark.runner import load_split, machine, make_context, package_versions, resolve_method, seed_everything
+from benchmark.components import CaseBatch
+from benchmark.runner import RunRequest, fit_identifiers, load_split, machine, package_versions
 from plugins.recommenders.seq2seq import Seq2SeqRecommender
 
 OUT = Path("leaderboards/efficiency.md")
@@ -47,17 +45,15 @@ SIZES = {
 BEAM = 20
 
 
-def identifiers_for(method: str, data: TrainingData, cache_dir: str):
-    resolved = resolve_method(method, "tiny")
-    run = RunInfo("ml-100k", "loo", method, resolved.params, 0, "tiny")
-    context = make_context(run, data, cache_dir, progress=False, hooks=False)
-    spec = plugins.get_tokenizers()[resolved.spec.tokenizer]
-    seed_everything(0)
-    return resolved, spec.factory(resolved.tokenizer_params, 0).fit(data, context)
+def identifiers_for(method: str, cache_dir: str):
+    """The method's tokenizer (tiny profile, seed 0) fitted on ml-100k ``loo``."""
+    tokenized = fit_identifiers(RunRequest("ml-100k", "loo", method), cache_dir, progress=False, hooks=False)
+    return tokenized.method, tokenized.identifiers
 
 
-def build(resolved, identifiers, size: dict) -> Seq2SeqRecommender:
-    recommender = Seq2SeqRecommender({**resolved.recommender_params, **size}, seed=0)
+def build(resolved, identifiers, size: dict, batch: int) -> Seq2SeqRecommender:
+    params = {**resolved.recommender_params, **size, "decode_batch": batch, "beam_size": BEAM}
+    recommender = Seq2SeqRecommender(params, seed=0)
     recommender.device = torch.device("cpu")
     torch.manual_seed(0)
     recommender._build(identifiers)
@@ -65,21 +61,14 @@ def build(resolved, identifiers, size: dict) -> Seq2SeqRecommender:
     return recommender
 
 
-def ours(recommender, users, histories, exclude, batch: int, constrained: bool) -> tuple[float, np.ndarray, float]:
-    layout, lists, invalid, live = recommender.layout, [], 0, 0
+def ours(recommender, users, histories, exclude, constrained: bool) -> tuple[float, np.ndarray, float]:
+    """Time of the recommender's own ranking (``recommend``), its lists and its invalid-id share."""
+    recommender.params["decoding"] = "constrained" if constrained else "unconstrained"
+    batch = CaseBatch(users=users, histories=histories, seen=histories, exclude=exclude)
     start = time.perf_counter()
     with torch.no_grad():
-        for s in range(0, len(users), batch):
-            ids, mask = layout.encoder_inputs(users[s:s + batch], histories[s:s + batch])
-            decoder = T5Decoder(recommender.model, ids, mask)
-            result = beam_search(decoder, recommender.trie, len(ids), BEAM,
-                                 exclude=exclude[s:s + batch] if exclude is not None else None,
-                                 constrained=constrained, pad_token=layout.pad, end_token=layout.end_token)
-            lists.append(result.items.numpy())
-            finite = torch.isfinite(result.scores)
-            invalid += int(result.invalid[finite].sum())
-            live += int(finite.sum())
-    return time.perf_counter() - start, np.concatenate(lists), invalid / max(1, live)
+        lists = recommender.recommend(batch, BEAM)
+    return time.perf_counter() - start, lists, recommender.invalid_share
 
 
 def generate_with_trie(recommender, users, histories, batch: int) -> tuple[float, np.ndarray]:
@@ -124,25 +113,24 @@ def main() -> None:
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     split = load_split("ml-100k", "loo")
-    data = TrainingData.from_split(split)
     test = split.test.subset(np.arange(min(args.users, len(split.test))))
     users, histories, seen = test.users, test.histories, test.seen
     rows = []
     for method in args.methods.split(","):
-        resolved, identifiers = identifiers_for(method, data, args.cache)
+        resolved, identifiers = identifiers_for(method, args.cache)
         for size_name, size in SIZES.items():
-            recommender = build(resolved, identifiers, size)
+            recommender = build(resolved, identifiers, size, args.batch)
             n = len(users)
             # Warm-up (thread pools, allocator) on one batch, so no mode pays it in its timing.
-            ours(recommender, users[: args.batch], histories[: args.batch], seen[: args.batch], args.batch, True)
+            ours(recommender, users[: args.batch], histories[: args.batch], seen[: args.batch], True)
             # Our modes take seconds: the best of --repeats runs; generate once (minutes at TIGER size).
-            t_ours = min(ours(recommender, users, histories, seen, args.batch, True)[0] for _ in range(args.repeats))
-            runs = [ours(recommender, users, histories, None, args.batch, False) for _ in range(args.repeats)]
+            t_ours = min(ours(recommender, users, histories, seen, True)[0] for _ in range(args.repeats))
+            runs = [ours(recommender, users, histories, None, False) for _ in range(args.repeats)]
             t_free, invalid = min(r[0] for r in runs), runs[0][2]
             t_gen, lists_gen = generate_with_trie(recommender, users, histories, args.batch)
             same = ""
             if identifiers.kind == "codes":
-                _, unpruned, _ = ours(recommender, users, histories, None, args.batch, True)
+                _, unpruned, _ = ours(recommender, users, histories, None, True)
                 same = f"{(unpruned == lists_gen).all(axis=1).mean():.3f}"
             print(f"{method} {size_name}: ours {n / t_ours:.1f} users/s, unconstrained {n / t_free:.1f}, "
                   f"generate+trie {n / t_gen:.1f}", flush=True)
