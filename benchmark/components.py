@@ -8,6 +8,13 @@ component from a spec and drives it. Identifier kinds:
 - ``text``      a string per item (title, category path...);
 - ``token_set`` an unordered set of token vectors per item, built jointly with its
                 recommender (SETRec).
+
+A *joint* tokenizer (``TokenizerSpec.joint``) is trained together with its recommender:
+its ``fit`` returns a starting point (``ItemIdentifiers.token_sets``) and the modules that
+make the tokens (``ItemIdentifiers.modules``, a ``torch.nn.Module``); the recommender trains
+those modules with its own weights and reports the final identifiers through
+:meth:`Recommender.trained_identifiers`, which the harness stores and evaluates instead of
+the starting point.
 """
 
 from __future__ import annotations
@@ -105,6 +112,8 @@ class ItemIdentifiers:
     texts: list[str] | None = None
     token_sets: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    # Joint tokenizers only: the trainable module(s) that make ``token_sets``.
+    modules: Any = None
 
     def __post_init__(self) -> None:
         if self.kind not in IDENTIFIER_KINDS:
@@ -167,8 +176,14 @@ class Recommender:
 
     def diagnostics(self) -> dict[str, float]:
         """Numbers about the last ranking pass, stored with the run (``generation/<name>``),
-        e.g. ``invalid_id_share`` of unconstrained decoding. Default: none."""
+        e.g. ``invalid_id_share`` of unconstrained decoding; a name with a ``/`` is stored
+        as given (``selection/beta``: a value chosen on validation). Default: none."""
         return {}
+
+    def trained_identifiers(self) -> ItemIdentifiers | None:
+        """The identifiers after fitting, for recommenders paired with a *joint* tokenizer
+        (they train its ``modules``); the harness requires them then. Default: ``None``."""
+        return None
 
     def item_embeddings(self) -> np.ndarray | None:
         """Learnt item vectors in our item order, shape (n_items, d), or ``None``.
@@ -266,9 +281,10 @@ class EncoderSpec:
 class TokenizerSpec:
     """``factory(params, seed)`` builds a :class:`Tokenizer` producing ``kind`` identifiers.
 
-    ``joint`` marks tokenizers trained together with their recommender (SETRec): the
-    recommender receives the tokenizer's output only as a starting point. ``validate``: see
-    :class:`RecommenderSpec`.
+    ``joint`` marks tokenizers trained together with their recommender (SETRec): ``fit``
+    returns a starting point and the trainable ``modules``; the recommender trains them and
+    must return the final identifiers from ``trained_identifiers()`` (the harness checks),
+    which are the ones evaluated and stored. ``validate``: see :class:`RecommenderSpec`.
     """
 
     name: str

@@ -46,13 +46,16 @@ DEFAULT_PLUGINS = (
     "plugins.tokenizers.letter",
     "plugins.tokenizers.lcrec",
     "plugins.tokenizers.p5",
+    "plugins.tokenizers.setrec",
     "plugins.recommenders.popularity",
     "plugins.recommenders.recbole",
     "plugins.recommenders.seq2seq",
+    "plugins.recommenders.setrec",
     "plugins.evaluators.coverage",
     "plugins.evaluators.tokenizer_diagnostics",
     "plugins.methods.baselines",
     "plugins.methods.generative",
+    "plugins.methods.setrec",
 )
 ENTRY_POINT_GROUP = "genrec_bench"
 ALLOW_LIST_ENV = "GENREC_BENCH_LOAD_PLUGINS"

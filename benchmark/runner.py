@@ -33,6 +33,7 @@ from benchmark.components import (
 )
 from benchmark.data.dataset import PreparedDataset, prepare
 from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split, validation_sample
+from benchmark.errors import PluginError
 from benchmark.evaluation.evaluator import Evaluation, evaluate
 from benchmark.params import resolve
 
@@ -257,7 +258,17 @@ def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool
     start = time.perf_counter()
     recommender = plugins.get_recommenders()[method.spec.recommender].factory(method.recommender_params, request.seed)
     recommender.fit(data, tokenized.identifiers, context)
-    return FittedRun(request, method, tokenized.split, data, tokenized.run, tokenized.identifiers, recommender,
+    identifiers = tokenized.identifiers
+    if plugins.get_tokenizers()[method.spec.tokenizer].joint:
+        # A joint tokenizer's output was a starting point: evaluate what training made of it.
+        identifiers = recommender.trained_identifiers()
+        if identifiers is None:
+            raise PluginError(
+                f"method {request.method!r}: tokenizer {method.spec.tokenizer!r} is joint (trained with its "
+                f"recommender), but recommender {method.spec.recommender!r} returned no trained_identifiers(); "
+                "pair the tokenizer with a recommender that trains its modules")
+        identifiers.info = {**identifiers.info, "joint": True}
+    return FittedRun(request, method, tokenized.split, data, tokenized.run, identifiers, recommender,
                      context, tokenized.seconds, tokenized.seconds + time.perf_counter() - start)
 
 
@@ -273,7 +284,8 @@ def execute(
     result = evaluate(fitted.recommender, split.test, split.n_items, request.keep_seen,
                       desc=f"test {request.method}", progress=progress, name=request.method)
     # Diagnostics of the test ranking itself (e.g. the share of generated ids naming no item).
-    extra: dict[str, float] = {f"generation/{k}": float(v) for k, v in fitted.recommender.diagnostics().items()}
+    extra: dict[str, float] = {(k if "/" in k else f"generation/{k}"): float(v)
+                               for k, v in fitted.recommender.diagnostics().items()}
     evaluation_input = EvaluationInput(data, split.test, fitted.identifiers, result.rankings, result.ranks,
                                        fitted.context)
     for name, spec in plugins.get_evaluators().items():

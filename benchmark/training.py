@@ -1,10 +1,15 @@
-"""Training helpers shared by recommenders: validation-based early stopping."""
+"""Training helpers shared by recommenders: validation-based early stopping, the seeded
+per-epoch sample of training prefixes, the warm-up + cosine schedule and device choice."""
 
 from __future__ import annotations
 
 import copy
+import math
 
+import numpy as np
 import torch
+
+from benchmark.errors import ParameterError, PluginError
 
 
 class EarlyStopping:
@@ -32,3 +37,58 @@ class EarlyStopping:
     def restore(self, model: torch.nn.Module) -> None:
         if self.state is not None:
             model.load_state_dict(self.state)
+
+
+def training_prefixes(train: list[np.ndarray], per_user: int, seed: int, epoch: int,
+                      owner: str) -> tuple[np.ndarray, np.ndarray]:
+    """(user, target position) pairs of one epoch, shuffled: every position >= 1 of every
+    training sequence, or with ``per_user`` > 0 a seeded sample of that many per user (half
+    the most recent positions, half drawn from the earlier ones, afresh each epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    users, positions = [], []
+    for user, sequence in enumerate(train):
+        n = len(sequence)
+        if n < 2:
+            continue
+        candidates = np.arange(1, n)
+        if per_user and len(candidates) > per_user:
+            recent = per_user // 2
+            older = rng.choice(candidates[: -recent or None], per_user - recent, replace=False)
+            candidates = np.r_[older, candidates[len(candidates) - recent:]] if recent else older
+        users.append(np.full(len(candidates), user))
+        positions.append(candidates)
+    if not users:
+        raise PluginError(f"{owner}: no user has two training items to learn from")
+    users_np, positions_np = np.concatenate(users), np.concatenate(positions)
+    order = rng.permutation(len(users_np))
+    return users_np[order], positions_np[order]
+
+
+def steps_per_epoch(train: list[np.ndarray], per_user: int, batch_size: int) -> int:
+    """Optimiser steps of one epoch of :func:`training_prefixes` (the same every epoch)."""
+    lengths = np.array([max(0, len(s) - 1) for s in train])
+    if per_user:
+        lengths = np.minimum(lengths, per_user)
+    return max(1, math.ceil(int(lengths.sum()) / batch_size))
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,
+                  warmup_share: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_share`` of the steps, then cosine decay to zero."""
+    warmup = max(1, int(warmup_share * total_steps))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def pick_device(choice: str, context_device: str, owner: str) -> torch.device:
+    """``auto`` (the fit context's device), ``cpu`` or ``cuda`` (refused without CUDA)."""
+    if choice == "auto":
+        return torch.device(context_device or "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"{owner}: device=cuda but no CUDA device is available; use auto or cpu")
+    return torch.device(choice)
