@@ -1,15 +1,46 @@
 """Training helpers shared by recommenders: validation-based early stopping, the seeded
-per-epoch sample of training prefixes, the warm-up + cosine schedule and device choice."""
+per-epoch sample of training prefixes, the warm-up + cosine schedule, device choice, and
+the parameter declarations of a transformer trained that way (``TRANSFORMER_PARAMS``,
+``TRAINING_PARAMS``: the ``paper`` defaults are TIGER's, ``tiny`` is the 2-core CPU budget)."""
 
 from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
 import torch
 
 from benchmark.errors import ParameterError, PluginError
+from benchmark.params import Param
+
+TRANSFORMER_PARAMS = (
+    Param("heads", int, 6, "attention heads", profiles={"tiny": 4}, minimum=1),
+    Param("head_dim", int, 64, "width of each head", profiles={"tiny": 32}, minimum=8),
+    Param("d_model", int, 128, "model width", minimum=16, choices=(64, 128, 256)),
+    Param("d_ff", int, 1024, "feed-forward width", profiles={"tiny": 512}, minimum=16),
+    Param("dropout", float, 0.1, "dropout rate", minimum=0.0, maximum=0.9, low=0.0, high=0.3),
+)
+TRAINING_PARAMS = (
+    Param("learning_rate", float, 1e-3, "peak AdamW learning rate (linear warm-up, cosine decay)",
+          profiles={"tiny": 3e-3}, minimum=0.0, low=5e-4, high=1e-2, log=True),
+    Param("weight_decay", float, 0.01, "AdamW weight decay", minimum=0.0, low=1e-4, high=0.1, log=True),
+    Param("warmup", float, 0.05, "share of the training steps spent warming up", minimum=0.0, maximum=1.0),
+    Param("batch_size", int, 256, "training prefixes per step", minimum=1),
+    Param("epochs", int, 200, "maximum training epochs", profiles={"tiny": 4}, minimum=1),
+    Param("patience", int, 10, "epochs without validation NDCG@10 gain before stopping",
+          profiles={"tiny": 2}, minimum=1),
+    Param("prefixes_per_user", int, 0, "training targets per user and epoch (0: every prefix); "
+          "half the most recent, half drawn from earlier ones, afresh each epoch", profiles={"tiny": 5}, minimum=0),
+    Param("device", str, "auto", "auto (cuda when available), cpu or cuda"),
+)
+
+
+def check_device(params: dict[str, Any], owner: str) -> None:
+    """The ``device`` parameter of :data:`TRAINING_PARAMS` names a known choice."""
+    if params["device"] not in ("auto", "cpu", "cuda"):
+        raise ParameterError(f"{owner}: parameter 'device' is {params['device']!r}; give auto, cpu or cuda")
 
 
 class EarlyStopping:

@@ -299,7 +299,8 @@ def tune_args(tmp_path: Path, *extra: str) -> list[str]:
          "--metric 'ndcg': not a validation metric; use one of"),
         (["--method", "sasrec-ce,pop", "--trials", "1"],
          "method 'pop' declares no search space: nothing to tune; tunable methods: letter-tiger, lightgcn, "
-         "p5-cid, p5-semid, p5-tid, sasrec-bce, sasrec-ce, tiger"),
+         "p5-cid, p5-semid, p5-tid, sasrec-bce, sasrec-ce, setrec, setrec-decoder, setrec-no-cf, setrec-no-query, "
+         "setrec-no-sem, setrec-no-sparse, tiger"),
     ],
     ids=["zero-trials", "unknown-metric", "untunable-method"],
 )

@@ -47,7 +47,16 @@ from benchmark import hookimpl
 from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
 from benchmark.errors import ParameterError, PluginError
 from benchmark.params import Param
-from benchmark.training import EarlyStopping, pick_device, steps_per_epoch, training_prefixes, warmup_cosine
+from benchmark.training import (
+    TRAINING_PARAMS,
+    TRANSFORMER_PARAMS,
+    EarlyStopping,
+    check_device,
+    pick_device,
+    steps_per_epoch,
+    training_prefixes,
+    warmup_cosine,
+)
 
 OWNER = "recommender 'setrec'"
 BACKBONES = ("t5", "decoder")
@@ -59,11 +68,7 @@ PARAMS = (
     Param("lora_rank", int, 0, "LoRA rank for a pretrained model_path (peft); 0: full fine-tuning", minimum=0),
     Param("layers", int, 4, "T5: encoder and decoder layers each; decoder-only: 2 x this many (random init)",
           profiles={"tiny": 2}, minimum=1, low=1, high=4),
-    Param("heads", int, 6, "attention heads", profiles={"tiny": 4}, minimum=1),
-    Param("head_dim", int, 64, "width of each head", profiles={"tiny": 32}, minimum=8),
-    Param("d_model", int, 128, "model width", minimum=16, choices=(64, 128, 256)),
-    Param("d_ff", int, 1024, "feed-forward width", profiles={"tiny": 512}, minimum=16),
-    Param("dropout", float, 0.1, "dropout rate", minimum=0.0, maximum=0.9, low=0.0, high=0.3),
+    *TRANSFORMER_PARAMS,
     Param("alpha", float, 0.5, "weight of the autoencoder reconstruction loss, eq. (8) (paper: 0.5-0.7)",
           minimum=0.0, low=0.0, high=1.0),
     Param("beta_grid", str, "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
@@ -71,19 +76,9 @@ PARAMS = (
     Param("learn_queries", bool, True, "train the query vectors (false: frozen random, the w/o-Query ablation)"),
     Param("sparse_mask", bool, True, "SETRec's sparse history mask (false: token-level causal, the w/o-SA "
           "ablation)"),
-    Param("learning_rate", float, 1e-3, "peak AdamW learning rate (linear warm-up, cosine decay)",
-          profiles={"tiny": 3e-3}, minimum=0.0, low=5e-4, high=1e-2, log=True),
-    Param("weight_decay", float, 0.01, "AdamW weight decay", minimum=0.0, low=1e-4, high=0.1, log=True),
-    Param("warmup", float, 0.05, "share of the training steps spent warming up", minimum=0.0, maximum=1.0),
-    Param("batch_size", int, 256, "training prefixes per step", minimum=1),
-    Param("epochs", int, 200, "maximum training epochs", profiles={"tiny": 4}, minimum=1),
-    Param("patience", int, 10, "epochs without validation NDCG@10 gain before stopping",
-          profiles={"tiny": 2}, minimum=1),
-    Param("prefixes_per_user", int, 0, "training targets per user and epoch (0: every prefix); "
-          "half the most recent, half drawn from earlier ones, afresh each epoch", profiles={"tiny": 5}, minimum=0),
+    *TRAINING_PARAMS,
     Param("valid_cases", int, 0, "validation cases used for early stopping and beta (0: all); a fixed "
           "seeded sample, the same for every method", minimum=0),
-    Param("device", str, "auto", "auto (cuda when available), cpu or cuda"),
 )
 
 
@@ -102,8 +97,7 @@ def check_params(params: dict[str, Any]) -> None:
     beta_grid(params)
     if params["backbone"] not in BACKBONES:
         raise ParameterError(f"{OWNER}: parameter 'backbone' is {params['backbone']!r}; give t5 or decoder")
-    if params["device"] not in ("auto", "cpu", "cuda"):
-        raise ParameterError(f"{OWNER}: parameter 'device' is {params['device']!r}; give auto, cpu or cuda")
+    check_device(params, OWNER)
     if params["lora_rank"] and not params["model_path"]:
         raise ParameterError(f"{OWNER}: lora_rank={params['lora_rank']} needs a pretrained model_path "
                              "(a random-init backbone is trained in full); set model_path or lora_rank=0")
