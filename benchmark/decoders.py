@@ -11,6 +11,12 @@ random-init or pretrained) for ``n_cases x beam`` rows at once:
   case attend to the same encoder states, so this is the same arithmetic as T5's
   attention, without the ``beam``-fold copy ``generate`` makes and reorders every step);
 - only the small self-attention cache follows the beams' reorders.
+
+:class:`CausalLMDecoder` decodes any ``transformers`` causal LM (random-init or
+pretrained, with or without LoRA) after a left-padded prompt: the prompt runs once per
+case, its key/value cache is expanded to the case's beams on the second step and
+reordered by the beams' parents after that (a causal LM has no encoder states to share:
+the prompt's cache *is* its per-row state).
 """
 
 from __future__ import annotations
@@ -85,4 +91,38 @@ class T5Decoder:
         finally:
             for layer, original in zip(layers, originals):
                 layer.EncDecAttention = original
+        return out.logits[:, -1].float().cpu()
+
+
+class CausalLMDecoder:
+    """Next-token logits of a causal LM after a prompt, for beam search.
+
+    ``input_ids`` / ``attention_mask``: the prompts, **left**-padded (real tokens last), so
+    every row's next token follows its last column. Positions count real tokens only.
+    """
+
+    def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        from transformers.cache_utils import DynamicCache
+
+        self.model = model
+        self.device = input_ids.device
+        self.input_ids, self.mask = input_ids, attention_mask
+        self.cache = DynamicCache(config=model.config)
+        self.next_position: torch.Tensor | None = None
+        self.cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def step(self, tokens: torch.Tensor | None, parents: torch.Tensor | None) -> torch.Tensor:
+        if tokens is None:  # the prompt: one row per case
+            positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model(input_ids=self.input_ids, attention_mask=self.mask, position_ids=positions,
+                             use_cache=True, **{self.cache_argument: self.cache})
+            self.next_position = positions[:, -1:] + 1
+            return out.logits[:, -1].float().cpu()
+        parents = parents.to(self.device)
+        self.cache.reorder_cache(parents)  # also expands cases to beams on the second call
+        self.mask = torch.cat([self.mask[parents], self.mask.new_ones(len(parents), 1)], dim=1)
+        self.next_position = self.next_position[parents]
+        out = self.model(input_ids=tokens.to(self.device)[:, None], attention_mask=self.mask,
+                         position_ids=self.next_position, use_cache=True, **{self.cache_argument: self.cache})
+        self.next_position = self.next_position + 1
         return out.logits[:, -1].float().cpu()

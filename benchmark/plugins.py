@@ -51,11 +51,13 @@ DEFAULT_PLUGINS = (
     "plugins.recommenders.recbole",
     "plugins.recommenders.seq2seq",
     "plugins.recommenders.setrec",
+    "plugins.recommenders.llm",
     "plugins.evaluators.coverage",
     "plugins.evaluators.tokenizer_diagnostics",
     "plugins.methods.baselines",
     "plugins.methods.generative",
     "plugins.methods.setrec",
+    "plugins.methods.llm",
 )
 ENTRY_POINT_GROUP = "genrec_bench"
 ALLOW_LIST_ENV = "GENREC_BENCH_LOAD_PLUGINS"

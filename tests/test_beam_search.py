@@ -208,3 +208,41 @@ def test_same_top20_as_generate_with_a_trie_prefix_function():
     item_of = {tuple(s): i for i, s in enumerate(sequences)}
     theirs = [[item_of[tuple(row)] for row in generated[case * 20:(case + 1) * 20, 1:].tolist()] for case in range(5)]
     assert ours.items.tolist() == theirs
+
+
+def test_causal_lm_decoder_gives_generates_top20_after_left_padded_prompts():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from benchmark.decoders import CausalLMDecoder
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    levels, per_level, offset = 3, 8, 20
+    codes = np.unique(rng.integers(0, per_level, (400, levels)), axis=0)[:200]
+    sequences = [[offset + level * per_level + c for level, c in enumerate(row)] for row in codes]
+    vocab = offset + levels * per_level
+    config = Qwen2Config(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, pad_token_id=0, eos_token_id=1)
+    model = Qwen2ForCausalLM(config).eval()
+    ids = torch.randint(3, offset, (4, 9))
+    ids[0, :4] = 0  # left padding: real tokens last
+    ids[2, :7] = 0
+    mask = (ids != 0).long()
+    trie = TokenTrie(sequences, vocab)
+
+    def allowed(_, sentence):
+        node = torch.tensor([0])
+        for token in sentence[ids.shape[1]:].tolist():
+            node = trie.child(node, torch.tensor([token]))
+        start, count = int(trie.node_start[node]), int(trie.node_count[node])
+        return trie.edge_token[start:start + count].tolist() or [0]
+
+    with torch.no_grad():
+        ours = beam_search(CausalLMDecoder(model, ids, mask), trie, 4, beam_size=20)
+        generated = model.generate(input_ids=ids, attention_mask=mask, num_beams=20, num_return_sequences=20,
+                                   max_new_tokens=levels, prefix_allowed_tokens_fn=allowed, do_sample=False,
+                                   length_penalty=0.0, pad_token_id=0)
+    item_of = {tuple(s): i for i, s in enumerate(sequences)}
+    theirs = [[item_of[tuple(row)] for row in generated[case * 20:(case + 1) * 20, ids.shape[1]:].tolist()]
+              for case in range(4)]
+    assert ours.items.tolist() == theirs

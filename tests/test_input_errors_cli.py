@@ -65,8 +65,8 @@ def stored_rows(tmp_path: Path) -> int:
         (["--save-rankings", "TMP/missing/top.jsonl"], {}, "the folder TMP/missing does not exist; give a file "
          "in an existing, writable folder"),
         (["--tuned", "--storage", "sqlite:///TMP/optuna.db"], {}, "--tuned: method 'pop' declares no search "
-         "space, so it has nothing to tune and no study; run it without --tuned (tunable methods: letter-tiger, "
-         "lightgcn, "),
+         "space, so it has nothing to tune and no study; run it without --tuned (tunable methods: lcrec, "
+         "letter-lcrec, letter-tiger, lightgcn, "),
     ],
     ids=["empty-methods", "empty-seeds", "negative-seed", "empty-split", "misspelt-method-in-param",
          "unknown-profile", "cache-is-a-file", "boards-under-a-file", "rankings-in-missing-folder",
@@ -298,9 +298,9 @@ def tune_args(tmp_path: Path, *extra: str) -> list[str]:
         (["--method", "sasrec-ce", "--trials", "1", "--metric", "ndcg"],
          "--metric 'ndcg': not a validation metric; use one of"),
         (["--method", "sasrec-ce,pop", "--trials", "1"],
-         "method 'pop' declares no search space: nothing to tune; tunable methods: letter-tiger, lightgcn, "
-         "p5-cid, p5-semid, p5-tid, sasrec-bce, sasrec-ce, setrec, setrec-decoder, setrec-no-cf, setrec-no-query, "
-         "setrec-no-sem, setrec-no-sparse, tiger"),
+         "method 'pop' declares no search space: nothing to tune; tunable methods: lcrec, letter-lcrec, "
+         "letter-tiger, lightgcn, p5-cid, p5-semid, p5-tid, sasrec-bce, sasrec-ce, setrec, setrec-decoder, "
+         "setrec-no-cf, setrec-no-query, setrec-no-sem, setrec-no-sparse, tiger"),
     ],
     ids=["zero-trials", "unknown-metric", "untunable-method"],
 )

