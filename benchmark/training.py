@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from benchmark.errors import ParameterError, PluginError
 from benchmark.params import Param
@@ -95,12 +97,17 @@ def training_prefixes(train: list[np.ndarray], per_user: int, seed: int, epoch: 
     return users_np[order], positions_np[order]
 
 
-def steps_per_epoch(train: list[np.ndarray], per_user: int, batch_size: int) -> int:
-    """Optimiser steps of one epoch of :func:`training_prefixes` (the same every epoch)."""
+def prefix_count(train: list[np.ndarray], per_user: int) -> int:
+    """Pairs one epoch of :func:`training_prefixes` yields (the same every epoch)."""
     lengths = np.array([max(0, len(s) - 1) for s in train])
     if per_user:
         lengths = np.minimum(lengths, per_user)
-    return max(1, math.ceil(int(lengths.sum()) / batch_size))
+    return int(lengths.sum())
+
+
+def steps_per_epoch(train: list[np.ndarray], per_user: int, batch_size: int) -> int:
+    """Optimiser steps of one epoch of :func:`training_prefixes` (the same every epoch)."""
+    return max(1, math.ceil(prefix_count(train, per_user) / batch_size))
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,
@@ -123,3 +130,43 @@ def pick_device(choice: str, context_device: str, owner: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"{owner}: device=cuda but no CUDA device is available; use auto or cpu")
     return torch.device(choice)
+
+
+def train_epochs(model: torch.nn.Module, params: dict[str, Any], context, desc: str, steps: int,
+                 epoch_batches: Callable[[int], Iterable[Any]], loss_of: Callable[[Any], torch.Tensor],
+                 validate: Callable[[], dict[str, float]]) -> EarlyStopping:
+    """The training loop of :data:`TRAINING_PARAMS`: AdamW on ``model``'s trainable
+    parameters, warm-up + cosine over ``epochs`` x ``steps`` steps, gradients clipped at 1,
+    a progress bar; after each epoch ``validate()`` (its metrics and the mean loss go to
+    ``context.epoch_end``), early stopping on NDCG@10 with the best weights restored.
+
+    ``epoch_batches(epoch)`` yields the epoch's batches, ``loss_of(batch)`` their loss.
+    Returns the stopper (``best_epoch``, ``epoch``); the model is left in eval mode.
+    """
+    parameters = [x for x in model.parameters() if x.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=params["learning_rate"], weight_decay=params["weight_decay"])
+    scheduler = warmup_cosine(optimizer, steps * params["epochs"], params["warmup"])
+    stopper = EarlyStopping(params["patience"])
+    bar = tqdm(total=steps * params["epochs"], desc=desc, unit="step", disable=not context.progress, leave=False)
+    for epoch in range(params["epochs"]):
+        model.train()
+        losses = []
+        for batch in epoch_batches(epoch):
+            loss = loss_of(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+        model.eval()
+        metrics = {**validate(), "loss": float(np.mean(losses))}
+        bar.set_postfix(loss=f"{metrics['loss']:.3f}", ndcg10=f"{metrics['ndcg@10']:.4f}")
+        context.epoch_end(epoch, metrics)
+        if stopper.step(metrics["ndcg@10"], model):
+            break
+    bar.close()
+    stopper.restore(model)
+    model.eval()
+    return stopper

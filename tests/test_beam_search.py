@@ -174,6 +174,20 @@ def test_unconstrained_decoding_reports_identifiers_that_name_no_item():
     assert result.invalid_share == 0.0 and (result.items >= 0).all()
 
 
+def prefix_allowed_tokens(trie: TokenTrie, prompt_length: int):
+    """A ``generate`` ``prefix_allowed_tokens_fn`` walking ``trie`` from the token after the
+    first ``prompt_length`` ones (pad, 0, once an identifier is complete)."""
+
+    def allowed(_, sentence):
+        node = torch.tensor([0])
+        for token in sentence[prompt_length:].tolist():
+            node = trie.child(node, torch.tensor([token]))
+        start, count = int(trie.node_start[node]), int(trie.node_count[node])
+        return trie.edge_token[start:start + count].tolist() or [0]
+
+    return allowed
+
+
 def test_same_top20_as_generate_with_a_trie_prefix_function():
     from transformers import T5Config, T5ForConditionalGeneration
 
@@ -193,13 +207,7 @@ def test_same_top20_as_generate_with_a_trie_prefix_function():
     mask = torch.ones_like(ids)
     ids[0, 8:], mask[0, 8:] = 0, 0  # a padded input
     trie = TokenTrie(sequences, vocab)
-
-    def allowed(_, sentence):
-        node = torch.tensor([0])
-        for token in sentence[1:].tolist():
-            node = trie.child(node, torch.tensor([token]))
-        start, count = int(trie.node_start[node]), int(trie.node_count[node])
-        return trie.edge_token[start:start + count].tolist() or [0]
+    allowed = prefix_allowed_tokens(trie, prompt_length=1)  # after the decoder start token
 
     with torch.no_grad():
         ours = beam_search(T5Decoder(model, ids, mask), trie, 5, beam_size=20)
@@ -229,13 +237,7 @@ def test_causal_lm_decoder_gives_generates_top20_after_left_padded_prompts():
     ids[2, :7] = 0
     mask = (ids != 0).long()
     trie = TokenTrie(sequences, vocab)
-
-    def allowed(_, sentence):
-        node = torch.tensor([0])
-        for token in sentence[ids.shape[1]:].tolist():
-            node = trie.child(node, torch.tensor([token]))
-        start, count = int(trie.node_start[node]), int(trie.node_count[node])
-        return trie.edge_token[start:start + count].tolist() or [0]
+    allowed = prefix_allowed_tokens(trie, prompt_length=ids.shape[1])
 
     with torch.no_grad():
         ours = beam_search(CausalLMDecoder(model, ids, mask), trie, 4, beam_size=20)

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from benchmark import hookimpl
 from benchmark.beam_search import TokenTrie, beam_search
@@ -48,11 +47,11 @@ from benchmark.params import Param
 from benchmark.training import (
     TRAINING_PARAMS,
     TRANSFORMER_PARAMS,
-    EarlyStopping,
     check_device,
     pick_device,
+    prefix_count,
+    train_epochs,
     training_prefixes,
-    warmup_cosine,
 )
 
 OWNER = "recommender 'llm'"
@@ -192,16 +191,16 @@ class LLMRecommender(Recommender):
             tokenizer = AutoTokenizer.from_pretrained(p["model_path"])
             model = AutoModelForCausalLM.from_pretrained(p["model_path"])
         else:
-            from transformers import Qwen2Config, Qwen2ForCausalLM
-
             tokenizer = _offline_tokenizer()
             model = None
         # The first content field (the title where a dataset has one), else the item's whole text.
         first = data.catalog.text_fields[0] if data.catalog.text_fields else None
-        titles = [fields.get(first) or text if first else text
+        titles = [(fields.get(first) or text) if first else text
                   for fields, text in zip(data.catalog.item_text, data.catalog.texts())]
         self.prompts = Prompts(tokenizer, identifiers, titles, p["max_title_tokens"])
         if model is None:
+            from transformers import Qwen2Config, Qwen2ForCausalLM
+
             config = Qwen2Config(
                 vocab_size=self.prompts.vocab_size, hidden_size=p["d_model"], intermediate_size=p["d_ff"],
                 num_hidden_layers=p["layers"], num_attention_heads=p["heads"], num_key_value_heads=p["heads"],
@@ -270,41 +269,25 @@ class LLMRecommender(Recommender):
         logits = base.get_output_embeddings()(hidden[:, -keep - 1:-1][targets]).float()
         return torch.nn.functional.cross_entropy(logits / self.params["rank_temperature"], labels[targets])
 
+    def _epoch_size(self, data: TrainingData) -> int:
+        """Samples of every epoch of :meth:`_epoch_samples` (the same each epoch)."""
+        size = prefix_count(data.train, self.params["prefixes_per_user"]) if "seq" in self.tasks else 0
+        users = sum(len(sequence) >= 2 for sequence in data.train)
+        size += users * len({"seq2title", "titles2seq"} & set(self.tasks))
+        return size + data.n_items * len({"item2index", "index2item"} & set(self.tasks))
+
     def fit(self, data: TrainingData, identifiers: ItemIdentifiers, context: FitContext) -> None:
         p = self.params
         self.device = pick_device(p["device"], context.device, OWNER)
         self._build(identifiers, data)
-        parameters = [x for x in self.model.parameters() if x.requires_grad]
-        optimizer = torch.optim.AdamW(parameters, lr=p["learning_rate"], weight_decay=p["weight_decay"])
-        per_epoch = -(-len(self._epoch_samples(data, 0)) // p["batch_size"])
-        scheduler = warmup_cosine(optimizer, per_epoch * p["epochs"], p["warmup"])
-        stopper = EarlyStopping(p["patience"])
-        bar = tqdm(total=per_epoch * p["epochs"], desc="train llm", unit="step", disable=not context.progress,
-                   leave=False)
-        epoch = -1
-        for epoch in range(p["epochs"]):
-            self.model.train()
+        size = p["batch_size"]
+
+        def epoch_batches(epoch: int):
             samples = self._epoch_samples(data, epoch)
-            losses = []
-            for start in range(0, len(samples), p["batch_size"]):
-                loss = self._loss(samples[start:start + p["batch_size"]])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-                optimizer.step()
-                scheduler.step()
-                losses.append(float(loss.detach()))
-                bar.update(1)
-            self.model.eval()
-            metrics = context.validate(self, limit=p["valid_cases"] or None)
-            metrics["loss"] = float(np.mean(losses))
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", ndcg10=f"{metrics['ndcg@10']:.4f}")
-            context.epoch_end(epoch, metrics)
-            if stopper.step(metrics["ndcg@10"], self.model):
-                break
-        bar.close()
-        stopper.restore(self.model)
-        self.model.eval()
+            return (samples[start:start + size] for start in range(0, len(samples), size))
+
+        train_epochs(self.model, p, context, "train llm", -(-self._epoch_size(data) // size), epoch_batches,
+                     self._loss, lambda: context.validate(self, limit=p["valid_cases"] or None))
 
     # ---- ranking
 
