@@ -47,17 +47,21 @@ DEFAULT_PLUGINS = (
     "plugins.tokenizers.lcrec",
     "plugins.tokenizers.p5",
     "plugins.tokenizers.setrec",
+    "plugins.tokenizers.lamia",
     "plugins.recommenders.popularity",
     "plugins.recommenders.recbole",
     "plugins.recommenders.seq2seq",
     "plugins.recommenders.setrec",
     "plugins.recommenders.llm",
+    "plugins.recommenders.bigrec",
     "plugins.evaluators.coverage",
     "plugins.evaluators.tokenizer_diagnostics",
     "plugins.methods.baselines",
     "plugins.methods.generative",
     "plugins.methods.setrec",
     "plugins.methods.llm",
+    "plugins.methods.bigrec",
+    "plugins.methods.lamia",
 )
 ENTRY_POINT_GROUP = "genrec_bench"
 ALLOW_LIST_ENV = "GENREC_BENCH_LOAD_PLUGINS"

@@ -59,14 +59,14 @@ def stored_rows(tmp_path: Path) -> int:
         (["--param", "popp:recommender.epochs=3"], {}, "--param popp:recommender.epochs: method 'popp' is not "
          "selected in this run (--methods pop); write one of them before the colon"),
         (["--profile", "nonsense"], {}, "--profile 'nonsense': no parameter or method declares this profile; "
-         "known profiles: paper, tiny"),
+         "known profiles: paper, small, tiny"),
         (["--cache", "FILE"], {}, "is a file, not a folder; pick a writable folder"),
         (["--leaderboards", "FILE/boards"], {}, "is a file, not a folder; pick a writable folder"),
         (["--save-rankings", "TMP/missing/top.jsonl"], {}, "the folder TMP/missing does not exist; give a file "
          "in an existing, writable folder"),
         (["--tuned", "--storage", "sqlite:///TMP/optuna.db"], {}, "--tuned: method 'pop' declares no search "
-         "space, so it has nothing to tune and no study; run it without --tuned (tunable methods: lcrec, "
-         "letter-lcrec, letter-tiger, lightgcn, "),
+         "space, so it has nothing to tune and no study; run it without --tuned (tunable methods: bigrec, "
+         "lamia, lcrec, letter-lcrec, letter-tiger, lightgcn, "),
     ],
     ids=["empty-methods", "empty-seeds", "negative-seed", "empty-split", "misspelt-method-in-param",
          "unknown-profile", "cache-is-a-file", "boards-under-a-file", "rankings-in-missing-folder",
@@ -298,7 +298,7 @@ def tune_args(tmp_path: Path, *extra: str) -> list[str]:
         (["--method", "sasrec-ce", "--trials", "1", "--metric", "ndcg"],
          "--metric 'ndcg': not a validation metric; use one of"),
         (["--method", "sasrec-ce,pop", "--trials", "1"],
-         "method 'pop' declares no search space: nothing to tune; tunable methods: lcrec, letter-lcrec, "
+         "method 'pop' declares no search space: nothing to tune; tunable methods: bigrec, lamia, lcrec, letter-lcrec, "
          "letter-tiger, lightgcn, p5-cid, p5-semid, p5-tid, sasrec-bce, sasrec-ce, setrec, setrec-decoder, "
          "setrec-no-cf, setrec-no-query, setrec-no-sem, setrec-no-sparse, tiger"),
     ],

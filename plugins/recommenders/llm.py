@@ -26,13 +26,15 @@ or caps its logits after that layer is trained without it). Ranking is the ``seq
 search over every item's codes (:mod:`benchmark.beam_search` with
 :class:`benchmark.decoders.CausalLMDecoder`), the user's seen items pruned in the trie.
 
-``tiny`` is a 2-core CPU budget: 4 layers at d_model 128; per epoch ``prefixes_per_user``
-sequential targets per user, one sample per user for each history task and every item for
+``tiny`` is a 2-core CPU budget (about 50 s per epoch on ml-100k): 2 layers at d_model 128,
+at most 3 epochs; per epoch ``prefixes_per_user`` (2) sequential targets per user, one
+sample per user for each history task (titles of the last 10 items) and every item for
 each item task.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -76,22 +78,29 @@ PROMPTS = {
                    "next? Answer:"),
 }
 
+# The 2-core CPU budget of the LLM family: fewer sampled targets and epochs than seq2seq's.
+LLM_TRAINING_PARAMS = tuple(
+    replace(p, profiles={**p.profiles, "tiny": {"prefixes_per_user": 2, "epochs": 3}[p.name]})
+    if p.name in ("prefixes_per_user", "epochs") else p for p in TRAINING_PARAMS)
+
 PARAMS = (
     Param("model_path", str, "", "causal LM checkpoint (local folder or hub name) or gemma3-270m (shipped, "
           "extra 'small'); empty: random init with the MiniLM tokenizer"),
     Param("lora_rank", int, 8, "LoRA rank for a pretrained model_path (peft); 0: full fine-tuning",
           profiles={"tiny": 0}, minimum=0),
-    Param("layers", int, 4, "decoder layers (random init)", minimum=1, low=2, high=6),
+    Param("layers", int, 4, "decoder layers (random init)", profiles={"tiny": 2}, minimum=1, low=2, high=6),
     *TRANSFORMER_PARAMS,
     Param("tasks", str, "seq", "training tasks, comma-separated, from: " + ", ".join(TASKS)),
     Param("max_title_tokens", int, 24, "tokens of an item title in prompts and responses", minimum=1),
+    Param("title_history", int, 20, "most recent history items a prompt lists by title (titles2seq)",
+          profiles={"tiny": 10}, minimum=1),
     Param("rank_temperature", float, 1.0, "LETTER's ranking-guided loss temperature (1: plain cross-entropy)",
           minimum=0.05, maximum=5.0, low=0.5, high=1.2),
     Param("beam_size", int, 20, "beams of the ranking beam search (>= the list length)", minimum=1),
     Param("decode_batch", int, 32, "users per beam-search batch", minimum=1),
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
           "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
-    *TRAINING_PARAMS,
+    *LLM_TRAINING_PARAMS,
 )
 
 
@@ -119,7 +128,8 @@ def check_params(params: dict[str, Any]) -> None:
 class Prompts:
     """Token ids of every prompt and response, from the tokenizer and the code layout."""
 
-    def __init__(self, tokenizer, identifiers: ItemIdentifiers, titles: list[str], max_title_tokens: int):
+    def __init__(self, tokenizer, identifiers: ItemIdentifiers, titles: list[str], max_title_tokens: int,
+                 title_history: int = 20):
         self.tokenizer = tokenizer
         self.pad, self.eos = special_ids(tokenizer, OWNER)
         base = len(tokenizer)
@@ -129,6 +139,7 @@ class Prompts:
         self.codes = [[int(o) + int(c) for o, c in zip(offsets, row)] for row in identifiers.codes.tolist()]
         self.titles = [self.words(t)[:max_title_tokens] for t in titles]
         self.separator = self.words(",")
+        self.title_history = title_history
 
     def words(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
@@ -142,8 +153,9 @@ class Prompts:
         return [token for item in history for token in self.codes[int(item)]]
 
     def history_titles(self, history) -> list[int]:
+        """The titles of the last ``title_history`` items, comma-separated."""
         out: list[int] = []
-        for i, item in enumerate(history):
+        for i, item in enumerate(history[-self.title_history:]):
             out += (self.separator if i else []) + self.titles[int(item)]
         return out
 
@@ -173,7 +185,7 @@ class LLMRecommender(Recommender):
         p = self.params
         torch.manual_seed(self.seed)
         tokenizer = load_tokenizer(p, OWNER)
-        self.prompts = Prompts(tokenizer, identifiers, item_titles(data), p["max_title_tokens"])
+        self.prompts = Prompts(tokenizer, identifiers, item_titles(data), p["max_title_tokens"], p["title_history"])
         model = causal_lm(p, self.prompts.vocab_size, self.prompts.pad, self.prompts.eos, OWNER)
         self.model = model.to(self.device)
         self.trie = TokenTrie(self.prompts.codes, self.prompts.vocab_size)

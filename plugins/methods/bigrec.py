@@ -1,0 +1,19 @@
+"""BIGRec on the ``bigrec`` recommender: item titles (the ``tid`` tokenizer) generated, then grounded."""
+
+from __future__ import annotations
+
+from benchmark import hookimpl
+from benchmark.components import MethodSpec
+from plugins.methods.llm import SMALL
+
+
+@hookimpl
+def register_methods(register) -> None:
+    register(MethodSpec(
+        name="bigrec", tokenizer="tid", recommender="bigrec",
+        description="BIGRec (Bao et al., 2023): the LLM writes the next title, grounded to items by L2 "
+        "distance of its own embeddings",
+        search_space=("recommender.learning_rate", "recommender.dropout", "recommender.weight_decay",
+                      "recommender.popularity_weight"),
+        profiles={"small": SMALL},
+        paper="A Bi-Step Grounding Paradigm for Large Language Models in Recommendation Systems, 2023"))
