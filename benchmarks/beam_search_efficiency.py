@@ -22,9 +22,18 @@ one forward pass and score the catalog: they are timed through the harness's own
 (:func:`benchmark.evaluation.evaluator.rank_cases`: scores, seen items masked, full sort)
 at the same sizes, random weights, same users and batches, and their speed-up over
 ``tiger`` at the same size is reported twice: against our constrained beam search and
-against ``generate`` + trie. Results go to ``leaderboards/efficiency.md``:
+against ``generate`` + trie.
+
+LLM methods (``--llm lcrec,letter-lcrec,lamia,bigrec``) run on their ``tiny`` decoder
+(random init, 2 layers at d_model 128) after their ``seq`` prompt: the code-writing ones
+(lcrec, letter-lcrec, lamia) through the ``llm`` recommender's constrained beam search
+(:class:`benchmark.decoders.CausalLMDecoder`) against ``generate`` + trie on the same
+model, prompts and batches, with the same-top-20 check; ``bigrec`` (one title written by
+``generate`` with 4 beams, then L2 grounding over the catalog) through the harness's
+ranking. Results go to ``leaderboards/efficiency.md``:
 
     .venv/bin/python benchmarks/beam_search_efficiency.py [--users 256] [--methods tiger,...] [--setrec setrec]
+        [--llm lcrec,bigrec]
 """
 
 from __future__ import annotations
@@ -38,16 +47,19 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
+from benchmark import plugins
 from benchmark.cache import default_cache
 from benchmark.components import CaseBatch, TrainingData
 from benchmark.evaluation.evaluator import rank_cases
 from benchmark.runner import RunRequest, fit_identifiers, load_split, machine, package_versions
+from plugins.recommenders.backbones import base_model, left_padded
 from plugins.recommenders.seq2seq import Seq2SeqRecommender
 from plugins.recommenders.setrec import SetRecRecommender
 
 OUT = Path("leaderboards/efficiency.md")
 METHODS = ("tiger", "letter-tiger", "p5-tid", "p5-semid", "p5-cid")
 SETREC_METHODS = ("setrec", "setrec-decoder")
+LLM_METHODS = ("lcrec", "letter-lcrec", "lamia", "bigrec")
 SIZES = {
     "tiny 2+2 d128": {},
     "TIGER 4+4 d128": {"layers": 4, "heads": 6, "head_dim": 64, "d_ff": 1024},
@@ -99,6 +111,56 @@ def setrec_time(method: str, cache_dir: str, split, test, size: dict, batch: int
     return min(rank(test) for _ in range(repeats)), recommender.backbone()
 
 
+def llm_recommender(method: str, cache_dir: str, split):
+    """The method's recommender (tiny, seed 0, random weights) on its fitted identifiers."""
+    tokenized = fit_identifiers(RunRequest("ml-100k", "loo", method), cache_dir, progress=False, hooks=False)
+    spec = plugins.get_recommenders()[tokenized.method.spec.recommender]
+    recommender = spec.factory(dict(tokenized.method.recommender_params), 0)
+    recommender.device = torch.device("cpu")
+    torch.manual_seed(0)
+    recommender._build(tokenized.identifiers, TrainingData.from_split(split))
+    recommender.model.eval()
+    return recommender
+
+
+def harness_time(recommender, split, test, batch: int, repeats: int) -> float:
+    """Best-of-``repeats`` seconds of the harness ranking ``test`` (scores, masking, sort)."""
+    def rank(cases) -> float:
+        start = time.perf_counter()
+        rank_cases(recommender, cases, split.n_items, k=BEAM, batch_size=batch, progress=False)
+        return time.perf_counter() - start
+
+    rank(test.subset(np.arange(min(batch, len(test)))))  # warm-up
+    return min(rank(test) for _ in range(repeats))
+
+
+def llm_generate_with_trie(recommender, histories, batch: int) -> tuple[float, np.ndarray]:
+    """``generate`` (beam 20, 20 sequences) after the ``seq`` prompts, the next tokens looked
+    up in a dict keyed by the generated prefix."""
+    prompts, codes = recommender.prompts, recommender.prompts.codes
+    allowed: dict[tuple[int, ...], list[int]] = {}
+    for sequence in codes:
+        for depth in range(len(sequence)):
+            allowed.setdefault(tuple(sequence[:depth]), []).append(sequence[depth])
+    allowed = {prefix: sorted(set(tokens)) for prefix, tokens in allowed.items()}
+    item_of = {tuple(sequence): item for item, sequence in enumerate(codes)}
+    length = max(len(c) for c in codes)
+    lists = []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, len(histories), batch):
+            ids, mask = left_padded([prompts.sample("seq", h, 0)[0] for h in histories[s:s + batch]], prompts.pad)
+            width = ids.shape[1]
+            out = base_model(recommender.model).generate(
+                input_ids=ids, attention_mask=mask, num_beams=BEAM, num_return_sequences=BEAM,
+                max_new_tokens=length, do_sample=False, pad_token_id=prompts.pad, eos_token_id=prompts.eos,
+                prefix_allowed_tokens_fn=lambda _, sentence, w=width: allowed.get(tuple(sentence[w:].tolist()),
+                                                                                  [prompts.eos]))
+            items = [item_of.get(tuple(row), -1) for row in out[:, width:].tolist()]
+            lists.append(np.asarray(items).reshape(len(ids), BEAM))
+    return time.perf_counter() - start, np.concatenate(lists)
+
+
 def generate_with_trie(recommender, users, histories, batch: int) -> tuple[float, np.ndarray]:
     layout, model = recommender.layout, recommender.model
     allowed: dict[tuple[int, ...], list[int]] = {}
@@ -139,6 +201,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--setrec", default=",".join(SETREC_METHODS),
                         help="SETRec methods compared with tiger at each size (needs tiger in --methods)")
+    parser.add_argument("--llm", default=",".join(LLM_METHODS), help="LLM methods at their tiny size")
     parser.add_argument("--cache", default=str(default_cache()))
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
@@ -182,6 +245,33 @@ def main() -> None:
             set_rows.append([method, size_name, backbone, f"{n / t_set:.1f}", f"{1000 * t_set / n:.2f}",
                              f"{n / t_ours:.1f}", f"{t_ours / t_set:.1f}x", f"{n / t_gen:.1f}",
                              f"{t_gen / t_set:.1f}x"])
+    llm_rows = []
+    for method in [m for m in args.llm.split(",") if m]:
+        recommender = llm_recommender(method, args.cache, split)
+        n = len(users)
+        if not hasattr(recommender.prompts, "codes"):  # writes titles and scores the catalog (bigrec)
+            t = harness_time(recommender, split, test, args.batch, args.repeats)
+            llm_rows.append([method, recommender.backbone(), "title + L2 grounding", f"{n / t:.1f}",
+                             f"{1000 * t / n:.2f}", "", "", "", ""])
+            print(f"{method}: {n / t:.1f} users/s", flush=True)
+            continue
+        batch = CaseBatch(users=users, histories=histories, seen=seen, exclude=seen)
+        with torch.no_grad():
+            recommender.recommend(CaseBatch(users=users[:args.batch], histories=histories[:args.batch],
+                                            seen=seen[:args.batch], exclude=seen[:args.batch]), BEAM)
+            times = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                recommender.recommend(batch, BEAM)
+                times.append(time.perf_counter() - start)
+            unpruned = recommender.recommend(CaseBatch(users=users, histories=histories, seen=seen), BEAM)
+        t_ours = min(times)
+        t_gen, lists_gen = llm_generate_with_trie(recommender, histories, args.batch)
+        same = f"{(unpruned == lists_gen).all(axis=1).mean():.3f}"
+        print(f"{method}: ours {n / t_ours:.1f} users/s, generate+trie {n / t_gen:.1f}", flush=True)
+        llm_rows.append([method, recommender.backbone(), f"{len(recommender.prompts.codes[0])} code tokens",
+                         f"{n / t_ours:.1f}", f"{1000 * t_ours / n:.2f}", f"{n / t_gen:.1f}",
+                         f"{1000 * t_gen / n:.2f}", f"{t_gen / t_ours:.1f}x", same])
     versions = package_versions()
     lines = [
         "# Ranking speed of the generative methods: constrained beam search vs `generate` + trie",
@@ -189,7 +279,8 @@ def main() -> None:
         "Written by `benchmarks/beam_search_efficiency.py`; numbers are as measured, never edited.",
         "",
         f"- command: `.venv/bin/python benchmarks/beam_search_efficiency.py --users {args.users} "
-        f"--batch {args.batch} --repeats {args.repeats} --methods {args.methods} --setrec {args.setrec}`",
+        f"--batch {args.batch} --repeats {args.repeats} --methods {args.methods} --setrec {args.setrec} "
+        f"--llm {args.llm}`",
         f"- date: {datetime.now(timezone.utc).isoformat(timespec='minutes')}",
         f"- machine: {machine()}, {torch.get_num_threads()} torch threads",
         "- packages: " + ", ".join(f"{p} {versions[p]}" for p in ("torch", "transformers", "genrec-bench")),
@@ -232,6 +323,22 @@ def main() -> None:
             "- The two speed-ups answer two questions: over `generate` + trie, how SETRec compares with "
             "token-sequence decoding done the usual way (the paper's comparison); over our beam search, "
             "what is left once the beam search itself is vectorised.",
+            "",
+        ]
+    if llm_rows:
+        lines += [
+            "## LLM family (tiny decoder): our constrained beam search vs `generate` + trie",
+            "",
+            tabulate(llm_rows, headers=["method", "backbone", "writes", "ours users/s", "ours s/1k users",
+                                        "generate+trie users/s", "generate+trie s/1k users", "speed-up",
+                                        "same top-20 as generate"], tablefmt="github", disable_numparse=True),
+            "",
+            "- ours: the `llm` recommender's ranking, the `seq` prompt run once per user and its key/value "
+            "cache expanded to the beams (`CausalLMDecoder`), seen items pruned in the trie; the best of "
+            "the timed runs after a warm-up batch. generate+trie: one run, no pruning.",
+            "- bigrec: the harness's ranking (one title generated with 4 beams by `generate`, its "
+            "embedding against every cached title embedding, seen items masked, full sort); random "
+            "weights write titles of the full length, so this is its slowest case.",
             "",
         ]
     Path(args.out).write_text("\n".join(lines))
