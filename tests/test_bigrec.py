@@ -31,7 +31,7 @@ def _recommender(data: TrainingData, **overrides) -> BIGRecRecommender:
 
 def test_prompt_lists_the_last_history_titles_and_the_response_is_the_next_title():
     prompts = TitlePrompts(offline_tokenizer("test"), ["Toy Story", "Heat", "Casino", "Fargo"], 8, title_history=2)
-    prompt, response = prompts.sample("bigrec", np.array([0, 1, 2]), 3)
+    prompt, response = prompts.sample(np.array([0, 1, 2]), 3)
     assert response == prompts.words("Fargo") + [prompts.eos]
     text = prompts.tokenizer.decode(prompt)
     assert "heat, casino" in text and "toy story" not in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from benchmark import hookimpl
 from benchmark.components import MethodSpec
-from plugins.methods.llm import SMALL
+from plugins.methods.llm_profiles import SMALL
 
 
 @hookimpl

@@ -1,7 +1,7 @@
 """``bigrec``: a causal LM writes the next item's title, then grounds it to real items (BIGRec).
 
 BIGRec (Bao et al., "A Bi-Step Grounding Paradigm for Large Language Models in
-Recommendation Systems", 2023), on the ``llm`` recommender's backbones and training loop:
+Recommendation Systems", 2023), on the LLM family's backbones and training loop:
 
 1. *Generation*: the model is fine-tuned (LoRA for a pretrained ``model_path``; a
    random-init decoder in ``tiny``) to write the next item's title after an instruction
@@ -31,19 +31,27 @@ import numpy as np
 import torch
 
 from benchmark import hookimpl
-from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, RecommenderSpec, TrainingData
+from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
 from benchmark.errors import PluginError
 from benchmark.params import Param
-from benchmark.training import TRANSFORMER_PARAMS, check_device, prefix_count, training_prefixes
+from benchmark.training import (
+    TRANSFORMER_PARAMS,
+    check_device,
+    pick_device,
+    prefix_count,
+    train_epochs,
+    training_prefixes,
+)
 from plugins.recommenders.backbones import (
     base_model,
     causal_lm,
+    describe,
     hidden_states,
     left_padded,
     load_tokenizer,
     special_ids,
 )
-from plugins.recommenders.llm import LLM_TRAINING_PARAMS, LLMRecommender, Prompts
+from plugins.recommenders.causal_training import LLM_TRAINING_PARAMS, response_loss
 
 OWNER = "recommender 'bigrec'"
 PROMPT = ("The user watched these titles in order: {titles}. Write the title of the item the user will "
@@ -74,8 +82,9 @@ def check_params(params: dict[str, Any]) -> None:
     check_device(params, OWNER)
 
 
-class TitlePrompts(Prompts):
-    """Token ids of BIGRec's prompt (history titles) and response (the next title + end)."""
+class TitlePrompts:
+    """Token ids of BIGRec's prompt (the last ``title_history`` titles, comma-separated) and
+    response (the next title + end token)."""
 
     def __init__(self, tokenizer, titles: list[str], max_title_tokens: int, title_history: int):
         self.tokenizer = tokenizer
@@ -87,21 +96,29 @@ class TitlePrompts(Prompts):
         head, tail = PROMPT.split("{titles}")
         self.head, self.tail = self.words(head), self.words(tail)
 
-    def prompt(self, history) -> list[int]:
-        return self.head + self.history_titles(history) + self.tail
+    def words(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
-    def sample(self, task: str, history, item: int) -> tuple[list[int], list[int]]:
+    def prompt(self, history) -> list[int]:
+        listed: list[int] = []
+        for i, item in enumerate(history[-self.title_history:]):
+            listed += (self.separator if i else []) + self.titles[int(item)]
+        return self.head + listed + self.tail
+
+    def sample(self, history, item: int) -> tuple[list[int], list[int]]:
         return self.prompt(history), self.titles[item] + [self.eos]
 
 
-class BIGRecRecommender(LLMRecommender):
-    """Training loop and response loss of :class:`LLMRecommender`; generation + grounding
-    in place of the constrained beam search."""
+class BIGRecRecommender(Recommender):
+    """Fine-tuned to write titles (response-only loss, the LLM family's training loop), then
+    generation + grounding."""
 
     accepts = frozenset({"text"})
 
     def __init__(self, params: dict[str, Any], seed: int):
-        super().__init__({**params, "rank_temperature": 1.0}, seed)  # the response loss at plain cross-entropy
+        self.params = params
+        self.seed = seed
+        self.device = torch.device("cpu")
 
     def _build(self, identifiers: ItemIdentifiers, data: TrainingData) -> None:
         if identifiers.kind != "text" or identifiers.texts is None:
@@ -114,25 +131,36 @@ class BIGRecRecommender(LLMRecommender):
         self.model = causal_lm(p, self.prompts.vocab_size, self.prompts.pad, self.prompts.eos, OWNER).to(self.device)
         counts = np.asarray(data.train_counts, dtype=np.float64)
         self.popularity = torch.as_tensor(counts / max(1.0, counts.max()), dtype=torch.float32)
-        self.tasks = ["bigrec"]
         self._titles: torch.Tensor | None = None
         self._title_set = {tuple(t) for t in self.prompts.titles}
         self._generated = self._exact = 0
 
-    def _epoch_samples(self, data: TrainingData, epoch: int) -> list[tuple[str, Any, int]]:
+    def backbone(self) -> str:
+        return describe(self.params)
+
+    def _epoch_samples(self, data: TrainingData, epoch: int) -> list[tuple[Any, int]]:
         users, positions = training_prefixes(data.train, self.params["prefixes_per_user"], self.seed, epoch, OWNER)
         cap = data.max_history
-        return [("bigrec", data.train[u][max(0, t - cap):t], int(data.train[u][t])) for u, t in zip(users, positions)]
+        return [(data.train[u][max(0, t - cap):t], int(data.train[u][t])) for u, t in zip(users, positions)]
 
-    def _epoch_size(self, data: TrainingData) -> int:
-        return prefix_count(data.train, self.params["prefixes_per_user"])
-
-    def _loss(self, batch) -> torch.Tensor:
+    def _loss(self, batch: list[tuple[Any, int]]) -> torch.Tensor:
         self._titles = None  # the model changes: title embeddings are stale
-        return super()._loss(batch)
+        pairs = [self.prompts.sample(history, item) for history, item in batch]
+        return response_loss(self.model, pairs, self.prompts.pad, self.device)
 
     def fit(self, data: TrainingData, identifiers: ItemIdentifiers, context: FitContext) -> None:
-        super().fit(data, identifiers, context)
+        p = self.params
+        self.device = pick_device(p["device"], context.device, OWNER)
+        self._build(identifiers, data)
+        size = p["batch_size"]
+
+        def epoch_batches(epoch: int):
+            samples = self._epoch_samples(data, epoch)
+            return (samples[start:start + size] for start in range(0, len(samples), size))
+
+        steps = -(-prefix_count(data.train, p["prefixes_per_user"]) // size)
+        train_epochs(self.model, p, context, "train bigrec", steps, epoch_batches, self._loss,
+                     lambda: context.validate(self, limit=p["valid_cases"] or None))
         self._titles = None  # early stopping restored the best weights
         self._generated = self._exact = 0  # diagnostics count the ranking passes after fitting
 

@@ -26,8 +26,8 @@ keeps its meaning at any batch size.
 
 *Quantisation* (§4.2.3): every item's palette (one pass, no task block needed: the mask
 keeps the palette blind to it); per palette position independently, PCA to ``pca_dims``
-then k-means into ``codebook_size`` clusters. Items that still share all L codes get an
-index token (an extra code level) that tells them apart.
+then k-means into ``codebook_size`` clusters. An index token (an extra code level, 0 for
+the first item of each code combination) tells apart items that still share all L codes.
 
 The backbone is any causal LM (``model_path``, LoRA via peft, e.g. OPT-350M in the paper,
 Gemma-3-270M in the ``small`` profile) or, in ``tiny``, a random-init decoder with the
@@ -52,9 +52,7 @@ from benchmark.errors import ParameterError, PluginError
 from benchmark.params import Param
 from benchmark.training import TRANSFORMER_PARAMS, check_device, pick_device, warmup_cosine
 from plugins.recommenders.backbones import base_model, causal_lm, load_tokenizer, special_ids
-from plugins.recommenders.setrec import additive
-from plugins.tokenizers.lcrec import lcrec_identifiers
-from plugins.tokenizers.rqvae_model import cached_codes
+from plugins.tokenizers.rqvae_model import cached_codes, code_identifiers
 
 OWNER = "tokenizer 'lamia'"
 PAD, CONTENT, LAP, LDP, TASK = -1, 0, 1, 2, 3
@@ -108,6 +106,11 @@ def block_mask(blocks: torch.Tensor) -> torch.Tensor:
     allowed = ((q == k) & causal) | ((q == LAP) & (k == CONTENT)) | ((q == TASK) & (k == LDP))
     allowed &= k != PAD
     return allowed | torch.eye(length, dtype=torch.bool, device=blocks.device)[None]
+
+
+def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean (B, Q, K) mask to the additive (B, 1, Q, K) form attention kernels take."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)[:, None]
 
 
 def hinge_losses(palette: torch.Tensor, margin_intra: float, margin_inter: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,7 +231,7 @@ class LamiaTokenizer:
                               "fields")
         key = [content_hash(data.catalog.item_text), self.params, self.seed]
         codes, info = cached_codes(context.cache_dir, "lamia", key, lambda: self._codes(data, context))
-        return lcrec_identifiers(codes, self.params["codebook_size"], info)
+        return code_identifiers(codes, self.params["codebook_size"], info)
 
     def train(self, data: TrainingData, context: FitContext) -> tuple[Palette, dict[str, Any]]:
         p = self.params
