@@ -34,6 +34,9 @@ ranking. Results go to ``leaderboards/efficiency.md``:
 
     .venv/bin/python benchmarks/beam_search_efficiency.py [--users 256] [--methods tiger,...] [--setrec setrec]
         [--llm lcrec,bigrec]
+
+``--methods '' --setrec ''`` measures the LLM methods alone and replaces only the LLM
+section of an existing results file.
 """
 
 from __future__ import annotations
@@ -209,7 +212,7 @@ def main() -> None:
     test = split.test.subset(np.arange(min(args.users, len(split.test))))
     users, histories, seen = test.users, test.histories, test.seen
     rows, timings = [], {}
-    for method in args.methods.split(","):
+    for method in [m for m in args.methods.split(",") if m]:
         resolved, identifiers = identifiers_for(method, args.cache)
         for size_name, size in SIZES.items():
             recommender = build(resolved, identifiers, size, args.batch)
@@ -325,9 +328,17 @@ def main() -> None:
             "what is left once the beam search itself is vectorised.",
             "",
         ]
+    llm_heading = "## LLM family (tiny decoder): our constrained beam search vs `generate` + trie"
+    llm_lines = []
     if llm_rows:
-        lines += [
-            "## LLM family (tiny decoder): our constrained beam search vs `generate` + trie",
+        llm_lines += [
+            llm_heading,
+            "",
+            f"- command: `.venv/bin/python benchmarks/beam_search_efficiency.py --users {args.users} "
+            f"--batch {args.batch} --repeats {args.repeats} --methods {args.methods} --setrec {args.setrec} "
+            f"--llm {args.llm}`; date: {datetime.now(timezone.utc).isoformat(timespec='minutes')}; "
+            f"machine: {machine()}, {torch.get_num_threads()} torch threads; the first {len(users)} "
+            f"ml-100k `loo` test users, beam {BEAM}, {args.batch} users per batch, random weights",
             "",
             tabulate(llm_rows, headers=["method", "backbone", "writes", "ours users/s", "ours s/1k users",
                                         "generate+trie users/s", "generate+trie s/1k users", "speed-up",
@@ -341,7 +352,13 @@ def main() -> None:
             "weights write titles of the full length, so this is its slowest case.",
             "",
         ]
-    Path(args.out).write_text("\n".join(lines))
+    out = Path(args.out)
+    if not rows and not set_rows and out.exists():
+        # An LLM-only run (--methods '' --setrec ''): the file keeps its other sections and
+        # this section, with its own command and date, replaces the previous one.
+        kept = out.read_text().split(llm_heading)[0].rstrip("\n").split("\n")
+        lines = kept + [""]
+    out.write_text("\n".join(lines + llm_lines))
     print(Path(args.out).read_text())
 
 
