@@ -89,7 +89,7 @@ def test_profile_declared_by_a_plugin_is_accepted(register_plugin, tmp_path, cap
         description="test", params=(Param("width", int, 1, "unused", profiles={"gpu": 2}),)))),
         register_methods=hookimpl(lambda register: register(MethodSpec(
             name="gpu-pop", tokenizer="atomic", recommender="gpu-pop", description="test")))))
-    assert plugins.known_profiles() == ["gpu", "paper", "tiny"]
+    assert plugins.known_profiles() == ["gpu", "paper", "small", "tiny"]
     assert main(run_args(tmp_path, "--profile", "gpu", methods="gpu-pop")) == 0
     assert Store(f"sqlite:///{tmp_path}/r.db").rows()[0]["params"]["recommender.width"] == 2
 
