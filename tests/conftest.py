@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -59,3 +60,19 @@ def prepared(sequences: list[list[int]], times: list[list[float]] | None = None,
         item_text=[{"title": f"item {i}"} for i in range(n_items)],
         text_fields=("title",),
     )
+
+
+def saved_causal_lm(folder: Path) -> Path:
+    """A tiny random Qwen2 causal LM and the offline MiniLM tokenizer, saved with
+    ``save_pretrained`` to ``folder`` (the real loading path of a ``model_path``)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from plugins.recommenders.backbones import offline_tokenizer
+
+    tokenizer = offline_tokenizer("test")
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=tokenizer.pad_token_id)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

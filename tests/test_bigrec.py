@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import saved_causal_lm
 
 from benchmark import plugins
 from benchmark.components import CaseBatch, ItemIdentifiers, TrainingData
@@ -78,15 +79,7 @@ def test_atomic_identifiers_are_refused_with_the_tokenizer_to_use():
 
 
 def test_a_causal_lm_saved_with_save_pretrained_writes_and_grounds_with_lora(tmp_path):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = offline_tokenizer("test")
-    folder = tmp_path / "tiny-causal-lm"
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         pad_token_id=tokenizer.pad_token_id)
-    Qwen2ForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    folder = saved_causal_lm(tmp_path / "tiny-causal-lm")
     row, evaluation, _ = execute(RunRequest("synthetic", "loo", "bigrec", params={
         **{f"recommender.{k}": v for k, v in TINY.items()}, "recommender.model_path": str(folder),
         "recommender.lora_rank": 4}), tmp_path, False)
