@@ -18,6 +18,14 @@ from benchmark.errors import ParameterError
 PROFILE_BASES = {"small": "tiny"}
 
 
+def profile_chain(profile: str) -> list[str]:
+    """``profile`` then its bases, nearest first (``small`` -> ``["small", "tiny"]``)."""
+    chain = [profile]
+    while chain[-1] in PROFILE_BASES:
+        chain.append(PROFILE_BASES[chain[-1]])
+    return chain
+
+
 @dataclass(frozen=True)
 class Param:
     """One hyperparameter of a tokenizer, recommender or encoder.
@@ -69,9 +77,8 @@ class Param:
         return self.choices is not None or (self.low is not None and self.high is not None)
 
     def default_for(self, profile: str) -> Any:
-        while profile not in self.profiles and profile in PROFILE_BASES:
-            profile = PROFILE_BASES[profile]
-        return self.profiles.get(profile, self.default)
+        named = [p for p in profile_chain(profile) if p in self.profiles]
+        return self.profiles[named[0]] if named else self.default
 
     def coerce(self, value: Any, owner: str) -> Any:
         """Convert ``value`` (possibly a CLI string) to this parameter's type and check that

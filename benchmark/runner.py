@@ -35,7 +35,7 @@ from benchmark.data.dataset import PreparedDataset, prepare
 from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split, validation_sample
 from benchmark.errors import PluginError
 from benchmark.evaluation.evaluator import Evaluation, evaluate
-from benchmark.params import PROFILE_BASES, resolve
+from benchmark.params import profile_chain, resolve
 
 PACKAGES = ("torch", "transformers", "peft", "recbole", "numpy", "pandas", "scipy", "optuna",
             "pluggy", "tabulate", "genrec-bench")
@@ -77,10 +77,7 @@ def resolve_method(name: str, profile: str, overrides: dict[str, Any] | None = N
     plugins.check_profile(profile)
     spec, argument = plugins.get_method(name)
     chosen = dict(spec.defaults)
-    bases = [profile]
-    while bases[-1] in PROFILE_BASES:
-        bases.append(PROFILE_BASES[bases[-1]])
-    for base in reversed(bases):  # a profile's own values over its base's
+    for base in reversed(profile_chain(profile)):  # a profile's own values over its base's
         chosen.update(spec.profiles.get(base, {}))
     if argument is not None and spec.argument_param:
         chosen[spec.argument_param] = argument
