@@ -127,6 +127,8 @@ def main() -> None:
         "throughput). Validation is not counted.",
         "- build: creating the model with its new tokens (for `small`: loading the cached bf16 folder; the "
         "one-off GGUF conversion is not counted).",
+        "- ranking: `bigrec` embeds every catalog title once per trained model; that pass falls in the "
+        "warm-up and is not counted.",
         "",
     ]
     Path(args.out).write_text("\n".join(lines))
