@@ -89,7 +89,7 @@ def main() -> None:
         times = [step(recommender, optimizer, samples[(i + 1) * args.batch:(i + 2) * args.batch])
                  for i in range(args.steps)]
         per_sample = sum(times) / (args.steps * args.batch)
-        epoch = recommender._epoch_size(data) if hasattr(recommender, "_epoch_size") else len(samples)
+        epoch = len(samples)  # every epoch has as many samples as epoch 0
         model.eval()
         with torch.no_grad():
             rank_cases(recommender, test.subset(np.arange(1)), split.n_items, k=20, progress=False)  # warm-up
