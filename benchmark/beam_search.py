@@ -198,24 +198,47 @@ class BeamResult:
         return float(self.invalid[finite].float().mean()) if bool(finite.any()) else 0.0
 
 
-def _allowed_logprobs(logprobs: torch.Tensor, nodes: torch.Tensor, trie: TokenTrie, width: int,
-                      excluded: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-    """``logprobs`` with every token that leaves the trie (or leads only to excluded items) at -inf."""
+def _alive_nodes(trie: TokenTrie, n_cases: int, exclude: Sequence[np.ndarray] | None) -> torch.Tensor | None:
+    """``alive[c * n_nodes + node]``: some item below ``node`` is not excluded for case c (None: none excluded)."""
+    if exclude is None:
+        return None
+    keys, counts = trie.excluded_counts(exclude)
+    if not len(keys):
+        return None
+    left = trie.items_below.repeat(n_cases)
+    left.index_add_(0, keys, -counts)
+    return left > 0
+
+
+def _trie_candidates(logits: torch.Tensor, scores: torch.Tensor, nodes: torch.Tensor, trie: TokenTrie, width: int,
+                     alive: torch.Tensor | None, pad_token: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's allowed continuations: ``(rows, C)`` scores, tokens and trie nodes.
+
+    Only the children of a row's node are candidates (C: the most any row has), so the
+    top-k runs over ``width x C`` entries per case instead of ``width x vocab``. A row on
+    an item (it has finished) continues with ``pad_token`` alone, at no cost.
+    """
     counts = trie.node_count[nodes]
-    row_of = torch.repeat_interleave(torch.arange(logprobs.shape[0]), counts)
-    edges = _ranges(trie.node_start[nodes], counts)
-    tokens = trie.edge_token[edges]
-    if excluded is not None and len(excluded[0]):
-        keys, counts_excluded = excluded
-        children = trie.edge_child[edges]
-        lookup = (row_of // width) * trie.n_nodes + children
-        pos = torch.searchsorted(keys, lookup).clamp(max=len(keys) - 1)
-        gone = torch.where(keys[pos] == lookup, counts_excluded[pos], 0)
-        alive = trie.items_below[children] > gone
-        row_of, tokens = row_of[alive], tokens[alive]
-    out = torch.full_like(logprobs, -torch.inf)
-    out[row_of, tokens] = logprobs[row_of, tokens]
-    return out
+    n_columns = max(int(counts.max()), 1)
+    columns = torch.arange(n_columns)
+    edges = (trie.node_start[nodes][:, None] + columns).clamp(max=max(len(trie.edge_token) - 1, 0))
+    valid = columns < counts[:, None]
+    if len(trie.edge_token):
+        tokens, children = trie.edge_token[edges], trie.edge_child[edges]
+    else:
+        tokens = children = torch.zeros_like(edges)
+    if alive is not None:
+        case = torch.arange(len(nodes)) // width
+        valid &= alive[case[:, None] * trie.n_nodes + children]
+    # Over the model's whole vocabulary (it may pad it past the trie's tokens), as generate does.
+    logprobs = torch.log_softmax(logits.float(), dim=-1).gather(1, tokens)
+    candidates = torch.where(valid, scores[:, None] + logprobs, -torch.inf)
+    done = trie.node_item[nodes] >= 0
+    if bool(done.any()):
+        candidates[done, 0] = scores[done]
+        tokens[done, 0] = pad_token
+        children[done, 0] = nodes[done]
+    return candidates, tokens, children
 
 
 def beam_search(
@@ -238,7 +261,7 @@ def beam_search(
     """
     vocab = trie.vocab_size
     max_length = max_length or trie.max_length
-    excluded = trie.excluded_counts(exclude) if (exclude is not None and constrained) else None
+    alive = _alive_nodes(trie, n_cases, exclude) if constrained else None
     case_offset = torch.arange(n_cases)[:, None]
     width = 1  # rows per case: one before the first expansion, then beam_size
     scores = torch.zeros(n_cases)
@@ -252,28 +275,35 @@ def beam_search(
         logits = decoder.step(tokens, parents)
         if logits.shape[0] != rows or logits.shape[1] < vocab:
             raise ValueError(f"decoder returned logits of shape {tuple(logits.shape)}; expected ({rows}, >= {vocab})")
-        # Over the model's whole vocabulary (it may pad it past the trie's tokens), as generate does.
-        logprobs = torch.log_softmax(logits.float(), dim=-1)[:, :vocab]
-        if constrained:
-            logprobs = _allowed_logprobs(logprobs, nodes.clamp(min=0), trie, width, excluded)
-        # A finished beam continues only with the pad token, at no cost.
-        logprobs = torch.where(finished[:, None], done_row, logprobs)
-        candidates = (scores[:, None] + logprobs).reshape(n_cases, width * vocab)
-        take = min(beam_size, width * vocab)
-        top, index = candidates.topk(take, dim=1)
+        if constrained:  # every beam stands on a trie node; only its children compete
+            candidates, next_tokens, next_nodes = _trie_candidates(logits, scores, nodes, trie, width, alive,
+                                                                   pad_token)
+        else:  # every token competes; a finished beam continues only with the pad token, at no cost
+            logprobs = torch.log_softmax(logits.float(), dim=-1)[:, :vocab]
+            if bool(finished.any()):
+                logprobs = torch.where(finished[:, None], done_row, logprobs)
+            candidates = scores[:, None] + logprobs
+        n_columns = candidates.shape[1]
+        take = min(beam_size, width * n_columns)
+        top, index = candidates.reshape(n_cases, width * n_columns).topk(take, dim=1)
         if take < beam_size:  # fewer candidates than beams: the rest hold no hypothesis
             top = torch.cat([top, torch.full((n_cases, beam_size - take), -torch.inf)], dim=1)
             index = torch.cat([index, index[:, :1].expand(n_cases, beam_size - take)], dim=1)
-        parents = (index // vocab + case_offset * width).reshape(-1)
-        tokens = (index % vocab).reshape(-1)
+        parents = (index // n_columns + case_offset * width).reshape(-1)
+        column = (index % n_columns).reshape(-1)
         scores = top.reshape(-1)
         width = beam_size
         was_finished = finished[parents]
-        nodes = torch.where(was_finished, nodes[parents], trie.child(nodes[parents], tokens))
-        if constrained or end_token is None:  # an identifier ends where it names an item
-            finished = was_finished | (trie.items(nodes) >= 0)
-        else:  # free-running text ends at the end token, item or not
-            finished = was_finished | (tokens == end_token)
+        if constrained:  # an identifier ends where it names an item
+            tokens, nodes = next_tokens[parents, column], next_nodes[parents, column]
+            finished = trie.items(nodes) >= 0
+        else:
+            tokens = column
+            nodes = torch.where(was_finished, nodes[parents], trie.child(nodes[parents], tokens))
+            if end_token is None:
+                finished = was_finished | (trie.items(nodes) >= 0)
+            else:  # free-running text ends at the end token, item or not
+                finished = was_finished | (tokens == end_token)
         if bool((finished | ~torch.isfinite(scores)).all()):
             break
     items = trie.items(nodes)

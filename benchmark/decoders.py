@@ -6,11 +6,15 @@ random-init or pretrained) for ``n_cases x beam`` rows at once:
 - the encoder runs once per case, and so does the first decoding step (every beam of a
   case starts from the same prefix);
 - each decoder layer's cross-attention keys and values are computed once per case and
-  never copied per beam: while decoding, the layer's cross-attention is stood in for by
-  one that treats a case's beams as query positions over the case's keys (beams of one
-  case attend to the same encoder states, so this is the same arithmetic as T5's
-  attention, without the ``beam``-fold copy ``generate`` makes and reorders every step);
-- only the small self-attention cache follows the beams' reorders.
+  never copied per beam: a case's beams are the query positions of one attention over
+  the case's keys (beams of one case attend to the same encoder states, so this is the
+  same arithmetic as T5's attention, without the ``beam``-fold copy ``generate`` makes
+  and reorders every step);
+- only the small self-attention cache follows the beams' reorders, one gather per step
+  for every layer;
+- the decoding steps run the model's own weights and sub-modules in a loop written for
+  one new token per row, not through the generic forward, which rebuilds masks, caches
+  and position biases on every call (see :class:`T5Decoder`).
 
 :class:`CausalLMDecoder` decodes any ``transformers`` causal LM (random-init or
 pretrained, with or without LoRA) after a left-padded prompt: the prompt runs once per
@@ -24,74 +28,82 @@ from __future__ import annotations
 import inspect
 
 import torch
-from torch import nn
-
-
-class _SharedCrossAttention(nn.Module):
-    """A T5 cross-attention whose keys and values are one per case, shared by its beams."""
-
-    def __init__(self, attention: nn.Module, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor):
-        super().__init__()
-        self.attention = attention
-        self.keys, self.values, self.bias = keys, values, bias
-
-    def forward(self, hidden_states, mask=None, key_value_states=None, position_bias=None, cache=None, **kwargs):
-        attention = self.attention
-        rows, cases = hidden_states.shape[0], self.keys.shape[0]
-        # (rows, 1, d) -> (cases, heads, beams, head_dim): a case's beams are its query positions.
-        query = attention.q(hidden_states).view(cases, rows // cases, attention.n_heads,
-                                                attention.key_value_proj_dim).transpose(1, 2)
-        scores = torch.matmul(query, self.keys.transpose(-1, -2)) + self.bias  # T5: no 1/sqrt(d) scaling
-        weights = torch.softmax(scores.float(), dim=-1).type_as(scores)
-        output = torch.matmul(weights, self.values).transpose(1, 2).reshape(rows, 1, -1)
-        return attention.o(output), position_bias, None
 
 
 class T5Decoder:
-    """Next-token logits of a T5 for beam search (see the module docstring)."""
+    """Next-token logits of a T5 for beam search (see the module docstring).
+
+    Each step runs the decoder's layer norms, feed-forward blocks, relative position bias,
+    embedding and output head as the model holds them (gated or not, tied or not); the
+    self-attention's query, key and value projections are one matrix product, and its
+    keys and values for all layers live in one buffer. It is T5's decoder in eval mode:
+    no dropout, and none of the float16 overflow clamps of ``transformers``' T5 blocks
+    (the recommenders decode in float32). ``tests/test_beam_search.py`` checks its logits
+    against the model's forward and its top-20 lists against ``generate``.
+    """
 
     def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-        from transformers.modeling_outputs import BaseModelOutput
-
+        config = model.config
         self.model = model
-        cases = len(input_ids)
+        self.cases = len(input_ids)
         states = model.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        bias = torch.zeros(attention_mask.shape, dtype=states.dtype, device=states.device)
-        bias = bias.masked_fill(attention_mask == 0, torch.finfo(states.dtype).min)[:, None, None, :]
-        self.shared = []
-        for block in model.decoder.block:
-            attention = block.layer[1].EncDecAttention
-            shape = (cases, -1, attention.n_heads, attention.key_value_proj_dim)
-            keys = attention.k(states).view(shape).transpose(1, 2)
-            values = attention.v(states).view(shape).transpose(1, 2)
-            self.shared.append(_SharedCrossAttention(attention, keys, values, bias))
-        self.cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        self.cases = cases
-        self.states = states
-        self.output_class = BaseModelOutput
-        self.start = model.config.decoder_start_token_id
-        self.device = states.device
-        self.cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self.device, self.dtype = states.device, states.dtype
+        blocks = model.decoder.block
+        first = blocks[0].layer[0].SelfAttention
+        self.heads, self.head_dim = first.n_heads, first.key_value_proj_dim
+        self.inner = self.heads * self.head_dim
+        self.bias_module = first  # T5: the first layer's relative position bias serves every layer
+        # Additive encoder mask per case, broadcast over heads and beams.
+        self.cross_bias = torch.zeros(attention_mask.shape, dtype=self.dtype, device=self.device).masked_fill(
+            attention_mask.to(self.device) == 0, torch.finfo(self.dtype).min)[:, None, None, :]
+        self.layers = []
+        for block in blocks:
+            attention, cross = block.layer[0].SelfAttention, block.layer[1].EncDecAttention
+            shape = (self.cases, -1, self.heads, self.head_dim)
+            keys = cross.k(states).view(shape).permute(0, 2, 3, 1).contiguous()  # (cases, heads, dim, source)
+            values = cross.v(states).view(shape).transpose(1, 2).contiguous()  # (cases, heads, source, dim)
+            qkv = torch.cat([attention.q.weight, attention.k.weight, attention.v.weight])
+            self.layers.append((block, qkv, attention.o, cross.q, cross.o, keys, values))
+        self.scale = (config.d_model ** -0.5) if getattr(config, "scale_decoder_outputs",
+                                                          config.tie_word_embeddings) else None
+        self.start = config.decoder_start_token_id
+        self.position = 0
+        self.cache: torch.Tensor | None = None  # (position, layers, 2, rows, heads, dim)
 
     def step(self, tokens: torch.Tensor | None, parents: torch.Tensor | None) -> torch.Tensor:
+        t = self.position
         if tokens is None:  # one row per case: its beams share the start
             tokens = torch.full((self.cases,), self.start, dtype=torch.long)
-        else:  # reorder (or, after the first step, expand) the self-attention cache
-            self.cache.self_attention_cache.reorder_cache(parents.to(self.device))
-        # The decoder only checks that encoder states exist; the stand-ins hold the real ones.
-        encoder_outputs = self.output_class(last_hidden_state=self.states.new_zeros(len(tokens), 1, 0))
-        layers = [block.layer[1] for block in self.model.decoder.block]
-        originals = [layer.EncDecAttention for layer in layers]
-        try:
-            for layer, shared in zip(layers, self.shared):
-                layer.EncDecAttention = shared
-            out = self.model(encoder_outputs=encoder_outputs, decoder_input_ids=tokens.to(self.device)[:, None],
-                             use_cache=True, **{self.cache_argument: self.cache})
-        finally:
-            for layer, original in zip(layers, originals):
-                layer.EncDecAttention = original
-        return out.logits[:, -1].float().cpu()
+        rows = len(tokens)
+        cache = torch.empty((t + 1, len(self.layers), 2, rows, self.heads, self.head_dim),
+                            dtype=self.dtype, device=self.device)
+        if t:  # follow (or, after the first step, expand to) the beams: one gather for all layers
+            torch.index_select(self.cache, 3, parents.to(self.device), out=cache[:t])
+        self.cache = cache
+        # The new token's relative position bias over the t + 1 keys: (t + 1, 1, heads).
+        bias = self.bias_module.compute_bias(1, t + 1, device=self.device, past_seen_tokens=t)[0, :, 0].T[:, None]
+        hidden = self.model.decoder.embed_tokens(tokens.to(self.device))
+        for index, (block, qkv, out, cross_q, cross_out, keys, values) in enumerate(self.layers):
+            # Self-attention over this row's tokens so far (T5: no 1/sqrt(d) scaling).
+            q, k, v = torch.nn.functional.linear(block.layer[0].layer_norm(hidden), qkv).split(self.inner, dim=-1)
+            cache[t, index, 0] = k.view(rows, self.heads, self.head_dim)
+            cache[t, index, 1] = v.view(rows, self.heads, self.head_dim)
+            # A handful of keys per row: products and sums, not ``rows x heads`` one-row matrix products.
+            scores = (q.view(rows, self.heads, self.head_dim) * cache[:, index, 0]).sum(-1)  # (t+1, rows, heads)
+            weights = torch.softmax((scores + bias).float(), dim=0).type_as(scores)
+            hidden = hidden + out((weights[..., None] * cache[:, index, 1]).sum(0).view(rows, self.inner))
+            # Cross-attention: a case's beams are query positions over the case's encoder states.
+            query = cross_q(block.layer[1].layer_norm(hidden)).view(self.cases, -1, self.heads, self.head_dim)
+            scores = torch.matmul(query.transpose(1, 2), keys) + self.cross_bias
+            weights = torch.softmax(scores.float(), dim=-1).type_as(scores)
+            hidden = hidden + cross_out(torch.matmul(weights, values).transpose(1, 2).reshape(rows, self.inner))
+            feed_forward = block.layer[-1]
+            hidden = hidden + feed_forward.DenseReluDense(feed_forward.layer_norm(hidden))
+        hidden = self.model.decoder.final_layer_norm(hidden)
+        if self.scale is not None:
+            hidden = hidden * self.scale
+        self.position = t + 1
+        return self.model.lm_head(hidden).float().cpu()
 
 
 class CausalLMDecoder:

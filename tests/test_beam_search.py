@@ -135,6 +135,14 @@ def test_short_catalog_pads_with_minus_one():
     assert sorted(result.items[1].tolist()[:2]) == [0, 1] and result.items[1].tolist()[2:] == [-1, -1]
 
 
+def test_a_case_that_excludes_every_item_gets_no_items_and_the_others_are_unaffected():
+    trie, sequences = _codes_trie(n_items=12, seed=7)
+    decoder = TableDecoder(2, beam=12, vocab=trie.vocab_size, seed=7)
+    result = beam_search(decoder, trie, 2, beam_size=12, exclude=[np.arange(12), np.array([], np.int64)])
+    assert result.items[0].tolist() == [-1] * 12 and not torch.isfinite(result.scores[0]).any()
+    assert result.items[1].tolist() == _exhaustive(decoder, sequences, 1)
+
+
 def test_variable_length_identifiers_with_an_end_token():
     end = 1
     sequences = [[4, 5, end], [4, end], [6, 7, 8, end], [6, 7, end], [9, end]]
@@ -186,6 +194,42 @@ def prefix_allowed_tokens(trie: TokenTrie, prompt_length: int):
         return trie.edge_token[start:start + count].tolist() or [0]
 
     return allowed
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_t5_decoder_steps_give_the_models_own_logits(gated):
+    """The hand-written decoding loop equals T5's forward on the same prefixes, after the
+    first step's expansion to beams and after arbitrary reorders (relu and tied output,
+    gated-gelu and an untied head; a padded input)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from benchmark.decoders import T5Decoder
+
+    torch.manual_seed(1)
+    vocab, cases, beams = 40, 3, 4
+    config = T5Config(vocab_size=vocab, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=3,
+                      num_heads=4, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                      feed_forward_proj="gated-gelu" if gated else "relu", tie_word_embeddings=not gated)
+    model = T5ForConditionalGeneration(config).eval()
+    ids = torch.randint(3, vocab, (cases, 7))
+    mask = torch.ones_like(ids)
+    ids[1, 4:], mask[1, 4:] = 0, 0
+
+    def reference(rows_of_case: int, prefixes: torch.Tensor) -> torch.Tensor:
+        inputs = ids.repeat_interleave(rows_of_case, 0), mask.repeat_interleave(rows_of_case, 0)
+        return model(input_ids=inputs[0], attention_mask=inputs[1], decoder_input_ids=prefixes).logits[:, -1]
+
+    with torch.no_grad():
+        decoder = T5Decoder(model, ids, mask)
+        prefixes = torch.zeros(cases, 1, dtype=torch.long)
+        assert torch.allclose(decoder.step(None, None), reference(1, prefixes), atol=1e-4)
+        parents = torch.arange(cases).repeat_interleave(beams)  # expand each case to its beams
+        for _ in range(3):
+            tokens = torch.randint(3, vocab, (cases * beams,))
+            prefixes = torch.cat([prefixes[parents], tokens[:, None]], dim=1)
+            assert torch.allclose(decoder.step(tokens, parents), reference(beams, prefixes), atol=1e-4)
+            # Beams of a case continue one another's prefixes in any order, some twice.
+            parents = (torch.randint(0, beams, (cases, beams)) + torch.arange(cases)[:, None] * beams).reshape(-1)
 
 
 def test_same_top20_as_generate_with_a_trie_prefix_function():
