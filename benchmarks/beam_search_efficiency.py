@@ -298,7 +298,9 @@ def main() -> None:
                  tablefmt="github", disable_numparse=True),
         "",
         "- ours: encoder once per user, cross-attention keys and values computed once per user and "
-        "shared by its beams, allowed-token masks from the tensor trie, seen items pruned in the trie.",
+        "shared by its beams, decoding steps by a T5 loop written for one new token per row (`T5Decoder`), "
+        "a beam's candidates only its trie node's children (top-k over beams x children), seen items "
+        "pruned in the trie.",
         f"- ours: the best of {args.repeats} timed runs after a warm-up batch; generate+trie: one run.",
         "- speed-up: generate+trie time over ours (constrained, with pruning).",
         "- same top-20: share of users whose 20-item list from ours (constrained, no pruning, as "
