@@ -29,6 +29,10 @@ import inspect
 
 import torch
 
+# Up to this many keys, self-attention by elementwise products (measured faster on CPU than
+# batched one-row matrix products up to about 12 keys, slower at 20).
+SHORT_PREFIX = 12
+
 
 class T5Decoder:
     """Next-token logits of a T5 for beam search (see the module docstring).
@@ -80,18 +84,15 @@ class T5Decoder:
         if t:  # follow (or, after the first step, expand to) the beams: one gather for all layers
             torch.index_select(self.cache, 3, parents.to(self.device), out=cache[:t])
         self.cache = cache
-        # The new token's relative position bias over the t + 1 keys: (t + 1, 1, heads).
-        bias = self.bias_module.compute_bias(1, t + 1, device=self.device, past_seen_tokens=t)[0, :, 0].T[:, None]
+        # The new token's relative position bias over the t + 1 keys: (heads, t + 1).
+        bias = self.bias_module.compute_bias(1, t + 1, device=self.device, past_seen_tokens=t)[0, :, 0]
         hidden = self.model.decoder.embed_tokens(tokens.to(self.device))
         for index, (block, qkv, out, cross_q, cross_out, keys, values) in enumerate(self.layers):
             # Self-attention over this row's tokens so far (T5: no 1/sqrt(d) scaling).
             q, k, v = torch.nn.functional.linear(block.layer[0].layer_norm(hidden), qkv).split(self.inner, dim=-1)
             cache[t, index, 0] = k.view(rows, self.heads, self.head_dim)
             cache[t, index, 1] = v.view(rows, self.heads, self.head_dim)
-            # A handful of keys per row: products and sums, not ``rows x heads`` one-row matrix products.
-            scores = (q.view(rows, self.heads, self.head_dim) * cache[:, index, 0]).sum(-1)  # (t+1, rows, heads)
-            weights = torch.softmax((scores + bias).float(), dim=0).type_as(scores)
-            hidden = hidden + out((weights[..., None] * cache[:, index, 1]).sum(0).view(rows, self.inner))
+            hidden = hidden + out(self._self_attention(q, cache[:, index, 0], cache[:, index, 1], bias))
             # Cross-attention: a case's beams are query positions over the case's encoder states.
             query = cross_q(block.layer[1].layer_norm(hidden)).view(self.cases, -1, self.heads, self.head_dim)
             scores = torch.matmul(query.transpose(1, 2), keys) + self.cross_bias
@@ -104,6 +105,20 @@ class T5Decoder:
             hidden = hidden * self.scale
         self.position = t + 1
         return self.model.lm_head(hidden).float().cpu()
+
+
+    def _self_attention(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                        bias: torch.Tensor) -> torch.Tensor:
+        """Each row's new query over its ``t + 1`` keys and values ``(t + 1, rows, heads, dim)``."""
+        rows, positions = len(q), len(keys)
+        q = q.view(rows, self.heads, self.head_dim)
+        if positions <= SHORT_PREFIX:  # a few keys: products and sums beat rows x heads tiny matrix products
+            scores = (q * keys).sum(-1) + bias.T[:, None]  # (t + 1, rows, heads); T5: no 1/sqrt(d) scaling
+            weights = torch.softmax(scores.float(), dim=0).type_as(scores)
+            return (weights[..., None] * values).sum(0).reshape(rows, self.inner)
+        scores = torch.matmul(keys.permute(1, 2, 0, 3), q[..., None])[..., 0] + bias  # (rows, heads, t + 1)
+        weights = torch.softmax(scores.float(), dim=-1).type_as(scores)
+        return torch.matmul(weights[:, :, None], values.permute(1, 2, 0, 3)).reshape(rows, self.inner)
 
 
 class CausalLMDecoder:

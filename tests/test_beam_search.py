@@ -197,13 +197,18 @@ def prefix_allowed_tokens(trie: TokenTrie, prompt_length: int):
 
 
 @pytest.mark.parametrize("gated", [False, True])
-def test_t5_decoder_steps_give_the_models_own_logits(gated):
+@pytest.mark.parametrize("short_prefix", [12, 0])
+def test_t5_decoder_steps_give_the_models_own_logits(gated, short_prefix, monkeypatch):
     """The hand-written decoding loop equals T5's forward on the same prefixes, after the
     first step's expansion to beams and after arbitrary reorders (relu and tied output,
-    gated-gelu and an untied head; a padded input)."""
+    gated-gelu and an untied head; a padded input), with self-attention by elementwise
+    products (short prefixes) and by matrix products (long ones)."""
     from transformers import T5Config, T5ForConditionalGeneration
 
+    from benchmark import decoders
     from benchmark.decoders import T5Decoder
+
+    monkeypatch.setattr(decoders, "SHORT_PREFIX", short_prefix)
 
     torch.manual_seed(1)
     vocab, cases, beams = 40, 3, 4
