@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -96,8 +97,66 @@ def ours(recommender, users, histories, exclude, constrained: bool) -> tuple[flo
     return time.perf_counter() - start, lists, recommender.invalid_share
 
 
+def paired_times(n: int, batch: int, repeats: int, modes: dict[str, Callable[[slice], float]],
+                 reference: Callable[[slice], tuple[float, np.ndarray]]) -> tuple[dict[str, float], float, np.ndarray]:
+    """Seconds over ``n`` users for each of our modes and for the reference, batch by batch.
+
+    Each batch runs our modes (the median of ``repeats`` runs each: a typical run, not the
+    luckiest) and then the reference once on the same users, so a drift of the machine's
+    speed over the minutes a method takes weighs on both sides alike. Returns the modes'
+    totals, the reference's total and the reference's lists.
+    """
+    totals = dict.fromkeys(modes, 0.0)
+    t_reference, lists = 0.0, []
+    for start in range(0, n, batch):
+        part = slice(start, min(start + batch, n))
+        for name, run in modes.items():
+            totals[name] += float(np.median([run(part) for _ in range(repeats)]))
+        seconds, found = reference(part)
+        t_reference += seconds
+        lists.append(found)
+    return totals, t_reference, np.concatenate(lists)
+
+
+def seq2seq_times(recommender, users, histories, seen, batch: int, repeats: int):
+    """Seconds of ours constrained (seen items pruned) and unconstrained, the unconstrained
+    invalid-id share, and ``generate`` + trie's seconds and lists, paired batch by batch."""
+    invalid_by_batch = []
+
+    def unconstrained(part: slice) -> float:
+        seconds, _, share = ours(recommender, users[part], histories[part], None, False)
+        invalid_by_batch.append((share, part.stop - part.start))
+        return seconds
+
+    times, t_gen, lists_gen = paired_times(
+        len(users), batch, repeats,
+        {"constrained": lambda part: ours(recommender, users[part], histories[part], seen[part], True)[0],
+         "unconstrained": unconstrained},
+        lambda part: generate_with_trie(recommender, users[part], histories[part], batch))
+    invalid = sum(share * size for share, size in invalid_by_batch) / sum(size for _, size in invalid_by_batch)
+    return times["constrained"], times["unconstrained"], invalid, t_gen, lists_gen
+
+
+def llm_times(recommender, users, histories, seen, batch: int, repeats: int):
+    """Seconds of the LLM recommender's ranking (seen items pruned) and of ``generate`` + trie,
+    paired batch by batch; ``generate``'s lists and ours without pruning, to compare."""
+    def pruned(part: slice) -> float:
+        start = time.perf_counter()
+        recommender.recommend(CaseBatch(users=users[part], histories=histories[part], seen=seen[part],
+                                        exclude=seen[part]), BEAM)
+        return time.perf_counter() - start
+
+    with torch.no_grad():
+        pruned(slice(0, batch))  # warm-up
+        times, t_gen, lists_gen = paired_times(
+            len(users), batch, repeats, {"ours": pruned},
+            lambda part: llm_generate_with_trie(recommender, histories[part], batch))
+        unpruned = recommender.recommend(CaseBatch(users=users, histories=histories, seen=seen), BEAM)
+    return times["ours"], t_gen, lists_gen, unpruned
+
+
 def setrec_time(method: str, cache_dir: str, split, test, size: dict, batch: int, repeats: int) -> tuple[float, str]:
-    """Best-of-``repeats`` seconds of the harness ranking ``test`` with a random-weight SETRec."""
+    """Median of ``repeats`` timings (seconds) of the harness ranking ``test`` with a random-weight SETRec."""
     tokenized = fit_identifiers(RunRequest("ml-100k", "loo", method), cache_dir, progress=False, hooks=False)
     recommender = SetRecRecommender({**tokenized.method.recommender_params, **size}, seed=0)
     recommender.device = torch.device("cpu")
@@ -111,7 +170,7 @@ def setrec_time(method: str, cache_dir: str, split, test, size: dict, batch: int
         return time.perf_counter() - start
 
     rank(test.subset(np.arange(min(batch, len(test)))))  # warm-up
-    return min(rank(test) for _ in range(repeats)), recommender.backbone()
+    return float(np.median([rank(test) for _ in range(repeats)])), recommender.backbone()
 
 
 def llm_recommender(method: str, cache_dir: str, split):
@@ -127,14 +186,14 @@ def llm_recommender(method: str, cache_dir: str, split):
 
 
 def harness_time(recommender, split, test, batch: int, repeats: int) -> float:
-    """Best-of-``repeats`` seconds of the harness ranking ``test`` (scores, masking, sort)."""
+    """Median of ``repeats`` timings (seconds) of the harness ranking ``test`` (scores, masking, sort)."""
     def rank(cases) -> float:
         start = time.perf_counter()
         rank_cases(recommender, cases, split.n_items, k=BEAM, batch_size=batch, progress=False)
         return time.perf_counter() - start
 
     rank(test.subset(np.arange(min(batch, len(test)))))  # warm-up
-    return min(rank(test) for _ in range(repeats))
+    return float(np.median([rank(test) for _ in range(repeats)]))
 
 
 def llm_generate_with_trie(recommender, histories, batch: int) -> tuple[float, np.ndarray]:
@@ -200,7 +259,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=256)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each of our modes (best kept)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs of each batch in each of our modes (median kept)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--setrec", default=",".join(SETREC_METHODS),
                         help="SETRec methods compared with tiger at each size (needs tiger in --methods)")
@@ -219,11 +279,8 @@ def main() -> None:
             n = len(users)
             # Warm-up (thread pools, allocator) on one batch, so no mode pays it in its timing.
             ours(recommender, users[: args.batch], histories[: args.batch], seen[: args.batch], True)
-            # Our modes take seconds: the best of --repeats runs; generate once (minutes at TIGER size).
-            t_ours = min(ours(recommender, users, histories, seen, True)[0] for _ in range(args.repeats))
-            runs = [ours(recommender, users, histories, None, False) for _ in range(args.repeats)]
-            t_free, invalid = min(r[0] for r in runs), runs[0][2]
-            t_gen, lists_gen = generate_with_trie(recommender, users, histories, args.batch)
+            t_ours, t_free, invalid, t_gen, lists_gen = seq2seq_times(recommender, users, histories, seen,
+                                                                      args.batch, args.repeats)
             same = ""
             if identifiers.kind == "codes":
                 _, unpruned, _ = ours(recommender, users, histories, None, True)
@@ -258,18 +315,7 @@ def main() -> None:
                              f"{1000 * t / n:.2f}", "", "", "", ""])
             print(f"{method}: {n / t:.1f} users/s", flush=True)
             continue
-        batch = CaseBatch(users=users, histories=histories, seen=seen, exclude=seen)
-        with torch.no_grad():
-            recommender.recommend(CaseBatch(users=users[:args.batch], histories=histories[:args.batch],
-                                            seen=seen[:args.batch], exclude=seen[:args.batch]), BEAM)
-            times = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                recommender.recommend(batch, BEAM)
-                times.append(time.perf_counter() - start)
-            unpruned = recommender.recommend(CaseBatch(users=users, histories=histories, seen=seen), BEAM)
-        t_ours = min(times)
-        t_gen, lists_gen = llm_generate_with_trie(recommender, histories, args.batch)
+        t_ours, t_gen, lists_gen, unpruned = llm_times(recommender, users, histories, seen, args.batch, args.repeats)
         same = f"{(unpruned == lists_gen).all(axis=1).mean():.3f}"
         print(f"{method}: ours {n / t_ours:.1f} users/s, generate+trie {n / t_gen:.1f}", flush=True)
         llm_rows.append([method, recommender.backbone(), f"{len(recommender.prompts.codes[0])} code tokens",
@@ -301,7 +347,9 @@ def main() -> None:
         "shared by its beams, decoding steps by a T5 loop written for one new token per row (`T5Decoder`), "
         "a beam's candidates only its trie node's children (top-k over beams x children), seen items "
         "pruned in the trie.",
-        f"- ours: the best of {args.repeats} timed runs after a warm-up batch; generate+trie: one run.",
+        f"- timing: batch by batch after a warm-up batch, each batch's ours (the median of {args.repeats} runs) "
+        "right before generate+trie's one run on the same users, so the machine's drift over minutes weighs "
+        "on both alike.",
         "- speed-up: generate+trie time over ours (constrained, with pruning).",
         "- same top-20: share of users whose 20-item list from ours (constrained, no pruning, as "
         "`generate` cannot prune per user) equals `generate`'s; codes identifiers only (text "
@@ -323,7 +371,7 @@ def main() -> None:
             "- SETRec: one forward pass writes every token of the next item (its history: each item's "
             "token set, 1 CF + 4 semantic tokens, under the sparse mask), then one matrix product per "
             "token scores the whole catalog; timed through the harness's ranking (seen items masked, "
-            "full sort), the best of the timed runs after a warm-up batch. Decoder-only: the same "
+            "full sort), the median of the timed runs after a warm-up batch. Decoder-only: the same "
             "width with 2 x the T5's layers per stack (the T5's parameter budget).",
             "- The two speed-ups answer two questions: over `generate` + trie, how SETRec compares with "
             "token-sequence decoding done the usual way (the paper's comparison); over our beam search, "
@@ -347,8 +395,9 @@ def main() -> None:
                                         "same top-20 as generate"], tablefmt="github", disable_numparse=True),
             "",
             "- ours: the `llm` recommender's ranking, the `seq` prompt run once per user and its key/value "
-            "cache expanded to the beams (`CausalLMDecoder`), seen items pruned in the trie; the best of "
-            "the timed runs after a warm-up batch. generate+trie: one run, no pruning.",
+            "cache expanded to the beams (`CausalLMDecoder`), seen items pruned in the trie; timed as the "
+            "table above (batch by batch, the median of the runs of each batch, then generate+trie's one run, "
+            "no pruning, on the same users).",
             "- bigrec: the harness's ranking (one title generated with 4 beams by `generate`, its "
             "embedding against every cached title embedding, seen items masked, full sort); random "
             "weights write titles of the full length, so this is its slowest case.",
