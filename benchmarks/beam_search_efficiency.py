@@ -139,7 +139,10 @@ def seq2seq_times(recommender, users, histories, seen, batch: int, repeats: int)
 
 def llm_times(recommender, users, histories, seen, batch: int, repeats: int):
     """Seconds of the LLM recommender's ranking (seen items pruned) and of ``generate`` + trie,
-    paired batch by batch; ``generate``'s lists and ours without pruning, to compare."""
+    paired batch by batch; ``generate``'s lists and ours without pruning, to compare. Both
+    decode the same ``batch`` users at a time: a different batch pads the prompts to another
+    length, and the rounding that changes can reorder near-equal beams."""
+    recommender.params["decode_batch"] = batch
     def pruned(part: slice) -> float:
         start = time.perf_counter()
         recommender.recommend(CaseBatch(users=users[part], histories=histories[part], seen=seen[part],
