@@ -241,6 +241,27 @@ def _trie_candidates(logits: torch.Tensor, scores: torch.Tensor, nodes: torch.Te
     return candidates, tokens, children
 
 
+def _top(flat: torch.Tensor, take: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's ``take`` best entries, best first; equal scores go to the lower index.
+
+    ``topk`` leaves the order of equal values to its algorithm, and an exact tie can
+    straddle the cut (random-init code tokens can share an output row). The lower flat
+    index (the earlier beam, then the smaller token) wins, as in a stable sort, so the
+    result does not depend on how the candidates are laid out.
+    """
+    top, index = flat.topk(take, dim=1)
+    last = top[:, -1:]
+    tied = flat == last
+    if bool((tied.sum(1) > (top == last).sum(1)).any()):  # a tie straddles the cut: keep the lowest indices
+        above = (top > last).sum(1, keepdim=True)
+        keep = (flat > last) | (tied & (tied.cumsum(1) <= take - above))
+        index = keep.nonzero()[:, 1].view(len(flat), take)
+    index = index.sort(dim=1).values  # ascending index, then a stable sort by score
+    top = flat.gather(1, index)
+    top, order = top.sort(dim=1, descending=True, stable=True)
+    return top, index.gather(1, order)
+
+
 def beam_search(
     decoder: Decoder,
     trie: TokenTrie,
@@ -285,7 +306,7 @@ def beam_search(
             candidates = scores[:, None] + logprobs
         n_columns = candidates.shape[1]
         take = min(beam_size, width * n_columns)
-        top, index = candidates.reshape(n_cases, width * n_columns).topk(take, dim=1)
+        top, index = _top(candidates.reshape(n_cases, width * n_columns), take)
         if take < beam_size:  # fewer candidates than beams: the rest hold no hypothesis
             top = torch.cat([top, torch.full((n_cases, beam_size - take), -torch.inf)], dim=1)
             index = torch.cat([index, index[:, :1].expand(n_cases, beam_size - take)], dim=1)

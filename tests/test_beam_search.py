@@ -143,6 +143,25 @@ def test_a_case_that_excludes_every_item_gets_no_items_and_the_others_are_unaffe
     assert result.items[1].tolist() == _exhaustive(decoder, sequences, 1)
 
 
+def test_equal_scores_go_to_the_lower_index_whatever_topk_does():
+    from benchmark.beam_search import _top
+
+    inf = float("inf")
+    flat = torch.tensor([[1.0, 3.0, 3.0, 3.0, 0.0, 3.0], [5.0, 2.0, 5.0, 1.0, 5.0, 0.0],
+                         [-inf, 1.0, -inf, -inf, 0.5, -inf]])
+    top, index = _top(flat, 2)
+    assert index.tolist() == [[1, 2], [0, 2], [1, 4]]
+    assert top.tolist() == [[3.0, 3.0], [5.0, 5.0], [1.0, 0.5]]
+    top, index = _top(flat, 4)  # best first; the tie at the cut (and inside the list) by index
+    assert index.tolist() == [[1, 2, 3, 5], [0, 2, 4, 1], [1, 4, 0, 2]]
+    # Many ties, a random layout: the kept set is the lowest indices among the tied.
+    values = torch.tensor(np.random.default_rng(0).integers(0, 3, (50, 40)), dtype=torch.float32)
+    top, index = _top(values, 7)
+    for row, (scores, kept) in enumerate(zip(top.tolist(), index.tolist())):
+        expected = sorted(range(40), key=lambda i: (-values[row, i].item(), i))[:7]
+        assert kept == expected and scores == [values[row, i].item() for i in expected]
+
+
 def test_variable_length_identifiers_with_an_end_token():
     end = 1
     sequences = [[4, 5, end], [4, end], [6, 7, 8, end], [6, 7, end], [9, end]]
