@@ -21,7 +21,9 @@ encoder pass, cross-attention keys and values) and returns next-token logits for
 by the parent index of each row. Scores are sums of log-softmax probabilities over the
 model's whole vocabulary, as ``transformers``' ``generate`` computes them, so for
 fixed-length identifiers the top lists equal those of ``generate`` with a trie-based
-``prefix_allowed_tokens_fn`` (tested).
+``prefix_allowed_tokens_fn`` (tested). Only a beam's allowed continuations compete at each
+step (the children of its trie node, not the whole vocabulary), and equal scores go to the
+earlier beam, then the smaller token, whatever ``topk``'s algorithm does.
 """
 
 from __future__ import annotations
