@@ -223,12 +223,9 @@ def _trie_candidates(logits: torch.Tensor, scores: torch.Tensor, nodes: torch.Te
     counts = trie.node_count[nodes]
     n_columns = max(int(counts.max()), 1)
     columns = torch.arange(n_columns)
-    edges = (trie.node_start[nodes][:, None] + columns).clamp(max=max(len(trie.edge_token) - 1, 0))
+    edges = (trie.node_start[nodes][:, None] + columns).clamp(max=len(trie.edge_token) - 1)
     valid = columns < counts[:, None]
-    if len(trie.edge_token):
-        tokens, children = trie.edge_token[edges], trie.edge_child[edges]
-    else:
-        tokens = children = torch.zeros_like(edges)
+    tokens, children = trie.edge_token[edges], trie.edge_child[edges]
     if alive is not None:
         case = torch.arange(len(nodes)) // width
         valid &= alive[case[:, None] * trie.n_nodes + children]
@@ -316,11 +313,11 @@ def beam_search(
         column = (index % n_columns).reshape(-1)
         scores = top.reshape(-1)
         width = beam_size
-        was_finished = finished[parents]
         if constrained:  # an identifier ends where it names an item
             tokens, nodes = next_tokens[parents, column], next_nodes[parents, column]
             finished = trie.items(nodes) >= 0
         else:
+            was_finished = finished[parents]
             tokens = column
             nodes = torch.where(was_finished, nodes[parents], trie.child(nodes[parents], tokens))
             if end_token is None:

@@ -88,7 +88,7 @@ class T5Decoder:
         bias = self.bias_module.compute_bias(1, t + 1, device=self.device, past_seen_tokens=t)[0, :, 0]
         hidden = self.model.decoder.embed_tokens(tokens.to(self.device))
         for index, (block, qkv, out, cross_q, cross_out, keys, values) in enumerate(self.layers):
-            # Self-attention over this row's tokens so far (T5: no 1/sqrt(d) scaling).
+            # Self-attention over this row's tokens so far.
             q, k, v = torch.nn.functional.linear(block.layer[0].layer_norm(hidden), qkv).split(self.inner, dim=-1)
             cache[t, index, 0] = k.view(rows, self.heads, self.head_dim)
             cache[t, index, 1] = v.view(rows, self.heads, self.head_dim)
@@ -105,7 +105,6 @@ class T5Decoder:
             hidden = hidden * self.scale
         self.position = t + 1
         return self.model.lm_head(hidden).float().cpu()
-
 
     def _self_attention(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                         bias: torch.Tensor) -> torch.Tensor:

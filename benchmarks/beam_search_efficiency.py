@@ -143,6 +143,7 @@ def llm_times(recommender, users, histories, seen, batch: int, repeats: int):
     decode the same ``batch`` users at a time: a different batch pads the prompts to another
     length, and the rounding that changes can reorder near-equal beams."""
     recommender.params["decode_batch"] = batch
+
     def pruned(part: slice) -> float:
         start = time.perf_counter()
         recommender.recommend(CaseBatch(users=users[part], histories=histories[part], seen=seen[part],
