@@ -17,16 +17,17 @@ import gzip
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from benchmark.errors import BenchmarkError
-from benchmark.store import Store
+from benchmark.leaderboard import board_stem
+from benchmark.methods import resolve_method
+from benchmark.store import Store, run_key
 
 FOLDER = "results"
 
 
 def archive_path(board_dir: str | Path, dataset: str, split: str) -> Path:
-    from benchmark.leaderboard import board_stem
-
     return Path(board_dir) / FOLDER / f"{board_stem(dataset, split)}.jsonl.gz"
 
 
@@ -66,3 +67,35 @@ def export_archive(store: Store, board_dir: str | Path, dataset: str, split: str
             f.write((json.dumps(row, sort_keys=True, separators=(",", ":")) + "\n").encode())
     os.replace(tmp, path)
     return path
+
+
+def key_report(board_dir: str | Path) -> list[dict[str, Any]]:
+    """Every archived run with the run key the code gives its request now.
+
+    The request is rebuilt from the row (dataset, split digest, method, its stored
+    parameters as overrides, seed, profile, protocol, tuning trials) and resolved with the
+    plugins as they are, so a plugin whose version changed, or a parameter whose resolved
+    value moved, shows as a key that differs. ``status``: ``kept`` (the same key),
+    ``superseded`` (a different key, but a later archived row of the same method, seed and
+    profile has the current one) or ``re-runs`` (``run`` would fit it again).
+    """
+    report = []
+    for path in sorted((Path(board_dir) / FOLDER).glob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f]
+        for row in rows:
+            try:
+                method = resolve_method(row["method"], row["profile"], row["params"])
+                now = run_key({**row, "params": method.key_params, "code_hashes": method.versions, "info": {}})
+            except BenchmarkError as exc:
+                now = f"unresolvable: {exc}"
+            report.append({"board": path.name.removesuffix(".jsonl.gz"), "method": row["method"],
+                           "seed": row["seed"], "profile": row["profile"], "created_at": row["created_at"],
+                           "archived_key": row["run_key"], "key_now": now})
+    current = {(r["board"], r["method"], r["seed"], r["profile"]): r["created_at"]
+               for r in sorted(report, key=lambda r: r["created_at"]) if r["archived_key"] == r["key_now"]}
+    for r in report:
+        newest = current.get((r["board"], r["method"], r["seed"], r["profile"]))
+        r["status"] = ("kept" if r["archived_key"] == r["key_now"]
+                       else "superseded" if newest is not None and newest > r["created_at"] else "re-runs")
+    return report

@@ -1,4 +1,8 @@
-"""Command line: ``genrec-bench run | leaderboard | plugins | methods | datasets | inspect``."""
+"""Command line: ``genrec-bench run | leaderboard | plugins | methods | datasets | inspect``.
+
+A command imports the heavy modules it needs (torch, Optuna, matplotlib: the runner, the
+tuner, the renderer) when it runs, so ``--help`` and argument errors answer at once.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from benchmark import plugins
 from benchmark.cache import CACHE_ENV, default_cache
 from benchmark.data.splits import DEFAULT_MAX_HISTORY, SPLITS, split_names
 from benchmark.errors import BenchmarkError, ParameterError
+from benchmark.methods import declared_params, resolve_method
 from benchmark.params import parse_assignments
 from benchmark.paths import file_problem, folder_problem
 from benchmark.store import DEFAULT_URL, Store, run_key
@@ -100,7 +105,7 @@ def board_dir(args: argparse.Namespace) -> Path:
 def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.archive import export_archive, import_archive
     from benchmark.leaderboard import render
-    from benchmark.runner import RunRequest, execute, load_split, resolve_method, save_rankings
+    from benchmark.runner import RunRequest, execute, load_split, save_rankings
 
     # Every name, value and output path is checked before anything is fitted or stored: a
     # typo fails in a second, not after an hour of other methods' training.
@@ -109,8 +114,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     seeds = _seeds(args.seeds)
     overrides = parse_assignments(args.param or [])
     _check_overrides(overrides, methods)
-    for method in methods:
-        resolve_method(method, args.profile, _method_overrides(overrides, method))
+    # Each run's method is resolved once, here: the same object gives the run key and the fit.
+    tuned: dict[tuple[str, str], tuple[dict, int]] = {}
+    resolved = {(split, method): resolve_method(method, args.profile, _method_overrides(overrides, method))
+                for split in splits for method in methods}
     _check_folder("--cache", args.cache)
     boards = board_dir(args)
     _check_folder("--leaderboards", boards)
@@ -120,7 +127,6 @@ def cmd_run(args: argparse.Namespace) -> None:
             raise ParameterError(f"--save-rankings {args.save_rankings}: {problem}; give a file in an existing, "
                                  "writable folder")
     store = Store(args.store)
-    tuned: dict[tuple[str, str], tuple[dict, int]] = {}
     if args.tuned:
         from benchmark.tuning import best_params
 
@@ -128,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             for method in methods:
                 tuned[(split, method)] = best_params(method, args.dataset, split, args.profile, args.storage)
                 params = {**tuned[(split, method)][0], **_method_overrides(overrides, method)}
-                resolve_method(method, args.profile, params)
+                resolved[(split, method)] = resolve_method(method, args.profile, params)
     for split in splits:
         load_split(args.dataset, split, args.k_core, args.max_history)
     command = "genrec-bench " + " ".join(shlex.quote(a) for a in args.argv)
@@ -152,7 +158,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                     keep_seen=args.keep_seen, k_core=args.k_core, max_history=args.max_history,
                 )
                 label = f"{args.dataset} {split} {method} seed={seed}"
-                key = request_key(request, trials)
+                method_resolved = resolved[(split, method)]
+                key = request_key(request, method_resolved, trials)
                 if not args.force and store.has(key):
                     print(f"skip {label}: already in the store{skipped}", flush=True)
                     continue
@@ -166,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                         print(f"skip {label}: finished by another run meanwhile{skipped}", flush=True)
                         continue
                     row, evaluation, split_obj = execute(request, cache_dir=args.cache,
-                                                         progress=not args.no_progress)
+                                                         progress=not args.no_progress, method=method_resolved)
                     store.add(row, command=command, tuned_trials=trials)
                 a = row["metrics"]["all"]
                 print(f"done {label}: R@10 {a['recall@10']:.4f} N@10 {a['ndcg@10']:.4f} "
@@ -182,7 +189,6 @@ def cmd_run(args: argparse.Namespace) -> None:
 def _check_overrides(overrides: dict[str, str], methods: list[str]) -> None:
     """Every ``--param`` names a parameter some selected method declares, and a
     ``METHOD:KEY`` names a method of this run."""
-    from benchmark.runner import declared_params
 
     declared = set().union(*(declared_params(m) for m in methods))
     for key in overrides:
@@ -202,7 +208,6 @@ def _method_overrides(overrides: dict[str, str], method: str) -> dict[str, str]:
     """``--param recommender.epochs=3`` applies to every method declaring that parameter;
     ``--param sasrec-ce:recommender.epochs=3`` to one method, ``recbole:GRU4Rec:...`` to one
     method with an argument (unknown names fail there)."""
-    from benchmark.runner import declared_params
 
     declared = declared_params(method)
     chosen = {}
@@ -215,22 +220,21 @@ def _method_overrides(overrides: dict[str, str], method: str) -> dict[str, str]:
     return chosen
 
 
-def request_key(request, tuned_trials: int) -> str:
-    """The store's run key of ``request``, computed without fitting anything."""
-    from benchmark.runner import load_split, resolve_method
+def request_key(request, method, tuned_trials: int) -> str:
+    """The store's run key of ``request`` with its resolved ``method``, computed without fitting."""
+    from benchmark.runner import load_split
 
-    method = resolve_method(request.method, request.profile, request.params)
     split = load_split(request.dataset, request.split, request.k_core, request.max_history)
     return run_key({
         "dataset": request.dataset, "split": request.split, "split_digest": split.digest,
-        "method": request.method, "params": method.params, "seed": request.seed,
+        "method": request.method, "params": method.key_params, "seed": request.seed,
         "profile": request.profile, "exclude_seen": not request.keep_seen, "tuned_trials": tuned_trials,
-        "code_hashes": plugins.code_hashes(request.method),
+        "code_hashes": method.versions,
     })
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
-    from benchmark.runner import load_split, resolve_method
+    from benchmark.runner import load_split
     from benchmark.tuning import TuneRequest, plot_study, tunable_methods, tunable_space, tune, write_study_report
 
     if args.all == (args.method is not None):
@@ -282,6 +286,23 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
         export_archive(store, boards, dataset, split)
 
 
+def cmd_keys(args: argparse.Namespace) -> None:
+    from benchmark.archive import key_report
+
+    report = key_report(args.leaderboards)
+    if not report:
+        raise BenchmarkError(f"--leaderboards {args.leaderboards}: no results archive under it "
+                             "(results/*.jsonl.gz); give the folder `run` writes boards to")
+    shown = report if args.all else [r for r in report if r["status"] != "kept"]
+    if shown:
+        print(tabulate([[r["board"], r["method"], r["seed"], r["profile"], r["created_at"], r["archived_key"],
+                         r["key_now"], r["status"]] for r in shown],
+                       headers=["Board", "Method", "Seed", "Profile", "Created", "Archived key", "Key now", "Status"]))
+    counts = {s: sum(r["status"] == s for r in report) for s in ("kept", "superseded", "re-runs")}
+    print(f"{counts['kept']} of {len(report)} archived runs keep their run keys; {counts['superseded']} superseded "
+          f"by a later row with the current key; {counts['re-runs']} would be fitted again by `run`")
+
+
 def cmd_plugins(args: argparse.Namespace) -> None:
     rows = [[p["name"], p["version"], ", ".join(p["hooks"])] for p in plugins.describe_plugins()]
     print(tabulate(rows, headers=["Plugin", "Version", "Hooks"]))
@@ -296,7 +317,6 @@ def cmd_methods(args: argparse.Namespace) -> None:
                      spec.recommender, kind, spec.description])
     print(tabulate(rows, headers=["Method", "Tokenizer", "Recommender", "Identifiers", "Description"]))
     if args.params:
-        from benchmark.runner import resolve_method
 
         method = resolve_method(args.params, args.profile)
         declared = {f"recommender.{p.name}": p for p in recommenders[method.spec.recommender].params}
@@ -412,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--store", default=DEFAULT_URL)
     board.add_argument("--leaderboards", help="board folder (default as for run)")
     board.set_defaults(func=cmd_leaderboard)
+
+    keys = sub.add_parser("keys", help="check that archived runs keep their run keys under the current code")
+    keys.add_argument("--leaderboards", default="leaderboards", help="board folder holding results/ (default: "
+                      "leaderboards)")
+    keys.add_argument("--all", action="store_true", help="list every archived run, not only the changed ones")
+    keys.set_defaults(func=cmd_keys)
 
     plug = sub.add_parser("plugins", help="list plugins, their hooks and versions")
     plug.set_defaults(func=cmd_plugins)

@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmark.data.dataset import ItemCatalog, RawDataset
 from benchmark.data.splits import DEFAULT_MAX_HISTORY, Cases, Split
+from benchmark.errors import ParameterError
 from benchmark.params import Param
 
 IDENTIFIER_KINDS = ("atomic", "codes", "text", "token_set")
@@ -122,7 +123,9 @@ class ItemIdentifiers:
 
 @dataclass
 class RunInfo:
-    """Identity of one run, handed to lifecycle hooks and components."""
+    """Identity of one run, handed to lifecycle hooks and components. ``versions``: the
+    ``{plugin: version}`` part of its run key; ``state``: what the fit records (``epochs``,
+    ``training``)."""
 
     dataset: str
     split: str
@@ -131,6 +134,7 @@ class RunInfo:
     seed: int
     profile: str
     state: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 class Encoder(Protocol):
@@ -203,7 +207,9 @@ class FitContext:
     ``epoch_end(epoch, metrics)``: record an epoch and call the ``on_epoch_end`` hooks
     (Optuna pruning); ``text_embeddings()`` and ``cf_embeddings()``: shared item
     embeddings (see :mod:`benchmark.services`); ``cache_dir``: where to cache artifacts;
-    ``keep_seen``: whether rankings keep the user's seen items (``--keep-seen``).
+    ``keep_seen``: whether rankings keep the user's seen items (``--keep-seen``). The
+    harness gives the embedding services as ``text_service`` and ``cf_service``
+    (:func:`benchmark.runner.make_context`).
     """
 
     run: RunInfo
@@ -217,25 +223,26 @@ class FitContext:
     device: str = "cpu"
     keep_seen: bool = False
 
+    text_service: Callable[..., np.ndarray] | None = None
+    cf_service: Callable[[bool], np.ndarray | None] | None = None
+
     def text_embeddings(self, encoder: str = "minilm", params: dict[str, Any] | None = None) -> np.ndarray:
         """Every catalog item's text embedding from encoder plugin ``encoder`` (cached)."""
-        from benchmark.services import text_embeddings
-
-        return text_embeddings(self._data(), self.cache_dir, encoder, params, self.progress)
+        return self._service(self.text_service)(encoder, params)
 
     def cf_embeddings(self, train: bool = True) -> np.ndarray | None:
         """CF item embeddings fitted on the training data only (cached by split digest).
 
         ``train=False`` returns ``None`` instead of fitting when nothing is cached.
         """
-        from benchmark.services import cf_embeddings
+        return self._service(self.cf_service)(train)
 
-        return cf_embeddings(self._data(), self, train)
-
-    def _data(self) -> TrainingData:
-        if self.data is None:
-            raise ValueError("this FitContext was built without training data; build it with runner.make_context")
-        return self.data
+    @staticmethod
+    def _service(service: Callable | None) -> Callable:
+        if service is None:
+            raise ValueError("this FitContext was built without the harness's services; build it with "
+                             "benchmark.runner.make_context")
+        return service
 
 
 @dataclass
@@ -284,7 +291,8 @@ class TokenizerSpec:
     ``joint`` marks tokenizers trained together with their recommender (SETRec): ``fit``
     returns a starting point and the trainable ``modules``; the recommender trains them and
     must return the final identifiers from ``trained_identifiers()`` (the harness checks),
-    which are the ones evaluated and stored. ``validate``: see :class:`RecommenderSpec`.
+    which are the ones evaluated and stored. ``validate`` and ``version``: see
+    :class:`RecommenderSpec`.
     """
 
     name: str
@@ -294,6 +302,7 @@ class TokenizerSpec:
     params: tuple[Param, ...] = ()
     joint: bool = False
     validate: Callable[[dict[str, Any]], None] | None = None
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -307,6 +316,12 @@ class RecommenderSpec:
     mend. The harness calls it for every selected method when it resolves the method's
     parameters, before anything is fitted, so a fault fails in a second, not after hours of
     other methods' training. It must be cheap and must not fit, download or write anything.
+
+    ``version`` marks behaviour: it enters the run key of every run using this spec, so a
+    change of the version re-runs those rows and a refactor that keeps it does not. Bump it
+    whenever the spec's results would change (``docs/hooks/README.md#versions-and-run-keys``). Empty (the
+    default): the run key uses a hash of the registering plugin's source instead, so any
+    edit of an unversioned plugin re-runs its rows.
     """
 
     name: str
@@ -315,6 +330,7 @@ class RecommenderSpec:
     description: str
     params: tuple[Param, ...] = ()
     validate: Callable[[dict[str, Any]], None] | None = None
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -334,7 +350,8 @@ class MethodSpec:
     ``argument_param`` receives the ``ARG`` of ``name:ARG`` (``recbole:GRU4Rec``).
     ``search_space`` names the dotted parameters Optuna tunes; empty means every
     parameter that declares a range. ``baseline`` marks the reference methods that
-    leaderboards test every other method against.
+    leaderboards test every other method against. ``version``: see :class:`RecommenderSpec`
+    (defaults, profiles or search space changing results bump it).
     """
 
     name: str
@@ -347,12 +364,11 @@ class MethodSpec:
     argument_param: str | None = None
     paper: str = ""
     baseline: bool = False
+    version: str = ""
 
 
 def split_dotted(params: Mapping[str, Any], owner: str) -> tuple[dict, dict]:
     """Separate ``tokenizer.x`` / ``recommender.y`` keys into two dicts."""
-    from benchmark.errors import ParameterError
-
     parts: dict[str, dict] = {"tokenizer": {}, "recommender": {}}
     for key, value in params.items():
         prefix, _, name = key.partition(".")

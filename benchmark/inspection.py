@@ -16,6 +16,7 @@ from benchmark.components import RunInfo, TrainingData
 from benchmark.errors import BenchmarkError, PluginError
 from benchmark.evaluation.identifier_diagnostics import diagnose
 from benchmark.params import resolve
+from benchmark.runner import load_split, make_context, seed_everything
 
 
 def inspect_tokenizer(
@@ -36,8 +37,6 @@ def inspect_tokenizer(
     cases pick its epoch, as in a run). Returns the flat
     diagnostics of :func:`benchmark.evaluation.identifier_diagnostics.diagnose` plus ``fit_seconds``.
     """
-    from benchmark.runner import load_split, make_context, seed_everything
-
     specs = plugins.get_tokenizers()
     if tokenizer not in specs:
         raise PluginError(f"unknown tokenizer {tokenizer!r}; known tokenizers: {', '.join(sorted(specs))}")

@@ -34,7 +34,10 @@ class Param:
     with neither is fixed during tuning. ``minimum``/``maximum`` are the values the code
     accepts at all (``epochs`` >= 1), checked on every value a user or a trial gives,
     whether or not the parameter is tuned; the search range must lie within them.
-    ``profiles`` overrides ``default`` per profile.
+    ``profiles`` overrides ``default`` per profile. ``unkeyed_default`` marks a parameter
+    added after rows were stored whose default reproduces what those rows did: at that
+    default it stays out of the run key, so the rows keep their keys (any other value is
+    keyed as usual).
     """
 
     name: str
@@ -48,6 +51,7 @@ class Param:
     profiles: Mapping[str, Any] = field(default_factory=dict)
     minimum: float | None = None
     maximum: float | None = None
+    unkeyed_default: bool = False
 
     def __post_init__(self) -> None:
         # A declaration error of the plugin's author: fail when the plugin is imported.
@@ -132,3 +136,11 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
             raise ParameterError(f"--param {item!r}: write it as NAME=VALUE, e.g. recommender.epochs=5")
         parsed[key.strip()] = value.strip()
     return parsed
+
+
+def key_values(declared: Iterable[Param], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` without the ``unkeyed_default`` parameters left at their declared default:
+    what a run key hashes."""
+    by_name = {p.name: p for p in declared}
+    return {name: value for name, value in values.items()
+            if not (name in by_name and by_name[name].unkeyed_default and value == by_name[name].default)}

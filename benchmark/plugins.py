@@ -24,7 +24,7 @@ from typing import Any
 
 import pluggy
 
-from benchmark import hookspecs
+from benchmark import __version__, hookspecs
 from benchmark.components import (
     DatasetSpec,
     EncoderSpec,
@@ -343,15 +343,24 @@ def plugin_code_hash(name: str) -> str:
 
 
 def code_hashes(method: str) -> dict[str, str]:
-    """``{plugin: code hash}`` of the plugins that register ``method``, its tokenizer and its
-    recommender: part of every run key, so editing a plugin re-runs its rows."""
+    """``{plugin: version}`` of the plugins that register ``method``, its tokenizer and its
+    recommender: part of every run key (stored as ``info.code_hashes``).
+
+    A plugin's entry is the ``version`` its specs used by the method declare (joined by
+    ``+`` when they differ); where one of them declares none, the hash of the plugin's
+    source (:func:`plugin_code_hash`), so editing an unversioned plugin re-runs its rows.
+    """
     spec, _ = get_method(method)
-    owners = {
-        _collect("register_methods", "method")[spec.name].plugin,
-        _collect("register_tokenizers", "tokenizer")[spec.tokenizer].plugin,
-        _collect("register_recommenders", "recommender")[spec.recommender].plugin,
-    }
-    return {owner: plugin_code_hash(owner) for owner in sorted(owners)}
+    used = [
+        _collect("register_methods", "method")[spec.name],
+        _collect("register_tokenizers", "tokenizer")[spec.tokenizer],
+        _collect("register_recommenders", "recommender")[spec.recommender],
+    ]
+    versions: dict[str, list[str]] = {}
+    for registered in used:
+        versions.setdefault(registered.plugin, []).append(registered.spec.version)
+    return {owner: "+".join(dict.fromkeys(declared)) if all(declared) else plugin_code_hash(owner)
+            for owner, declared in sorted(versions.items())}
 
 
 # --------------------------------------------------------------------------- listing
@@ -362,8 +371,6 @@ def plugin_version(name: str) -> str:
     if name in _file_plugins:
         return f"file sha256:{_file_plugins[name]}"
     if name.startswith("plugins.") or name == "built-ins":
-        from benchmark import __version__
-
         return f"genrec-bench {__version__}"
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name and ep.dist is not None:

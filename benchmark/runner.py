@@ -20,22 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark import plugins
+from benchmark import plugins, services
 from benchmark.cache import default_cache
-from benchmark.components import (
-    EvaluationInput,
-    FitContext,
-    MethodSpec,
-    RunInfo,
-    TrainingData,
-    flatten,
-    split_dotted,
-)
+from benchmark.components import EvaluationInput, FitContext, RunInfo, TrainingData
 from benchmark.data.dataset import PreparedDataset, prepare
 from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split, validation_sample
 from benchmark.errors import PluginError
 from benchmark.evaluation.evaluator import Evaluation, evaluate
-from benchmark.params import profile_chain, resolve
+from benchmark.methods import ResolvedMethod, resolve_method
 
 PACKAGES = ("torch", "transformers", "peft", "recbole", "numpy", "pandas", "scipy", "optuna",
             "pluggy", "tabulate", "genrec-bench")
@@ -54,59 +46,6 @@ class RunRequest:
     keep_seen: bool = False
     k_core: int = 5
     max_history: int = DEFAULT_MAX_HISTORY
-
-
-@dataclass
-class ResolvedMethod:
-    spec: MethodSpec
-    tokenizer_params: dict[str, Any]
-    recommender_params: dict[str, Any]
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return flatten(self.tokenizer_params, self.recommender_params)
-
-
-def resolve_method(name: str, profile: str, overrides: dict[str, Any] | None = None) -> ResolvedMethod:
-    """Method spec with its final parameters: declared defaults < method < profile < user.
-
-    The profile must be a known one, every value lies within its declared bounds, and the
-    tokenizer's and recommender's ``validate`` callables accept the result, so a run that
-    resolves here does not fail on its parameters later.
-    """
-    plugins.check_profile(profile)
-    spec, argument = plugins.get_method(name)
-    chosen = dict(spec.defaults)
-    for base in reversed(profile_chain(profile)):  # a profile's own values over its base's
-        chosen.update(spec.profiles.get(base, {}))
-    if argument is not None and spec.argument_param:
-        chosen[spec.argument_param] = argument
-    chosen.update(overrides or {})
-    tok_over, rec_over = split_dotted(chosen, f"method {name!r}")
-    tokenizer = plugins.get_tokenizers()[spec.tokenizer]
-    recommender = plugins.get_recommenders()[spec.recommender]
-    resolved = ResolvedMethod(
-        spec=spec,
-        tokenizer_params=resolve(tokenizer.params, profile, tok_over, f"tokenizer {tokenizer.name!r}"),
-        recommender_params=resolve(
-            recommender.params, profile, rec_over, f"recommender {recommender.name!r}"
-        ),
-    )
-    if tokenizer.validate is not None:
-        tokenizer.validate(resolved.tokenizer_params)
-    if recommender.validate is not None:
-        recommender.validate(resolved.recommender_params)
-    return resolved
-
-
-def declared_params(name: str) -> set[str]:
-    """Dotted names of every parameter the method's tokenizer and recommender declare."""
-    spec, _ = plugins.get_method(name)
-    tokenizer = plugins.get_tokenizers()[spec.tokenizer]
-    recommender = plugins.get_recommenders()[spec.recommender]
-    return {f"tokenizer.{p.name}" for p in tokenizer.params} | {
-        f"recommender.{p.name}" for p in recommender.params
-    }
 
 
 @functools.lru_cache(maxsize=8)
@@ -197,7 +136,7 @@ def make_context(
         if hooks:
             plugins.pm.hook.on_epoch_end(run=run, epoch=epoch, valid_metrics=metrics)
 
-    return FitContext(
+    context = FitContext(
         run=run,
         seed=run.seed,
         profile=run.profile,
@@ -209,6 +148,9 @@ def make_context(
         device="cuda" if torch.cuda.is_available() else "cpu",
         keep_seen=keep_seen,
     )
+    context.text_service = functools.partial(services.text_embeddings, data, str(cache_dir), progress=progress)
+    context.cf_service = functools.partial(services.cf_embeddings, data, context, make_context=make_context)
+    return context
 
 
 @dataclass
@@ -225,9 +167,10 @@ class FittedIdentifiers:
 
 
 def fit_identifiers(request: RunRequest, cache_dir: str | Path | None = None, progress: bool = True,
-                    hooks: bool = True) -> FittedIdentifiers:
-    """Resolve the method and fit its tokenizer on the split's training part (seeded)."""
-    method = resolve_method(request.method, request.profile, request.params)
+                    hooks: bool = True, method: ResolvedMethod | None = None) -> FittedIdentifiers:
+    """Fit the method's tokenizer on the split's training part (seeded); ``method`` is the
+    request's method already resolved (resolved here when not given)."""
+    method = method or resolve_method(request.method, request.profile, request.params)
     split = load_split(request.dataset, request.split, request.k_core, request.max_history)
     data = TrainingData.from_split(split)
     run = RunInfo(
@@ -237,30 +180,31 @@ def fit_identifiers(request: RunRequest, cache_dir: str | Path | None = None, pr
         params=method.params,
         seed=request.seed,
         profile=request.profile,
+        versions=method.versions,
     )
     if hooks:
         plugins.pm.hook.on_run_start(run=run)
     context = make_context(run, data, cache_dir or default_cache(), request.keep_seen, progress, hooks)
-    tokenizer_spec = plugins.get_tokenizers()[method.spec.tokenizer]
     seed_everything(request.seed)
     start = time.perf_counter()
-    identifiers = tokenizer_spec.factory(method.tokenizer_params, request.seed).fit(data, context)
+    identifiers = method.tokenizer.factory(method.tokenizer_params, request.seed).fit(data, context)
     return FittedIdentifiers(method, split, data, run, context, identifiers, time.perf_counter() - start)
 
 
-def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool = True) -> FittedRun:
+def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool = True,
+        method: ResolvedMethod | None = None) -> FittedRun:
     """Fit the method's tokenizer and recommender on the split's training part.
 
     Nothing here reads the test cases: fitting gets :class:`TrainingData`, and
     validation metrics come from the validation cases.
     """
-    tokenized = fit_identifiers(request, cache_dir, progress)
+    tokenized = fit_identifiers(request, cache_dir, progress, method=method)
     method, data, context = tokenized.method, tokenized.data, tokenized.context
     start = time.perf_counter()
-    recommender = plugins.get_recommenders()[method.spec.recommender].factory(method.recommender_params, request.seed)
+    recommender = method.recommender.factory(method.recommender_params, request.seed)
     recommender.fit(data, tokenized.identifiers, context)
     identifiers = tokenized.identifiers
-    if plugins.get_tokenizers()[method.spec.tokenizer].joint:
+    if method.tokenizer.joint:
         # A joint tokenizer's output was a starting point: evaluate what training made of it.
         identifiers = recommender.trained_identifiers()
         if identifiers is None:
@@ -277,9 +221,10 @@ def execute(
     request: RunRequest,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    method: ResolvedMethod | None = None,
 ) -> tuple[dict[str, Any], Evaluation, Split]:
     """Fit, evaluate on test once, and return the result row (not yet stored)."""
-    fitted = fit(request, cache_dir, progress)
+    fitted = fit(request, cache_dir, progress, method)
     split, data = fitted.split, fitted.data
     # The single read of the test cases.
     result = evaluate(fitted.recommender, split.test, split.n_items, request.keep_seen,
@@ -292,6 +237,14 @@ def execute(
     for name, spec in plugins.get_evaluators().items():
         for metric, value in spec.evaluate(evaluation_input).items():
             extra[f"{name}/{metric}"] = float(value)
+    info = {"epochs": fitted.run.state.get("epochs", []), "split": split.info,
+            "identifiers": fitted.identifiers.info, "baseline": fitted.method.spec.baseline,
+            "k_core": request.k_core, "max_history": request.max_history,
+            "code_hashes": fitted.method.versions}
+    if fitted.run.state.get("training"):
+        info["training"] = fitted.run.state["training"]
+    if fitted.method.key_params != fitted.method.params:
+        info["key_params"] = fitted.method.key_params
     row = {
         "dataset": request.dataset,
         "split": request.split,
@@ -310,10 +263,7 @@ def execute(
         "train_seconds": fitted.train_seconds,
         "tokenizer_seconds": fitted.tokenizer_seconds,
         "infer_seconds_per_1k": result.seconds_per_1000,
-        "info": {"epochs": fitted.run.state.get("epochs", []), "split": split.info,
-                 "identifiers": fitted.identifiers.info, "baseline": fitted.method.spec.baseline,
-                 "k_core": request.k_core, "max_history": request.max_history,
-                 "code_hashes": plugins.code_hashes(request.method)},
+        "info": info,
         "package_versions": package_versions(),
         "plugin_versions": plugins.plugin_versions(),
         "machine": machine(),

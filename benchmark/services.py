@@ -18,14 +18,18 @@ registered encoder and method plugins.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmark import plugins
 from benchmark.cache import artifact_path, content_hash, load_array, save_array
 from benchmark.components import FitContext, ItemIdentifiers, RunInfo, TrainingData
 from benchmark.errors import PluginError
+from benchmark.methods import resolve_method
+from benchmark.params import resolve
 
 DEFAULT_CF_METHOD = "sasrec-ce"
 CF_METHOD_ENV = "GENREC_BENCH_CF_METHOD"
@@ -40,9 +44,6 @@ def text_embeddings(
     progress: bool = True,
 ) -> np.ndarray:
     """Text embeddings of every catalog item (cold items included), shape (n_items, dim)."""
-    from benchmark import plugins
-    from benchmark.params import resolve
-
     specs = plugins.get_encoders()
     if encoder not in specs:
         raise PluginError(f"unknown encoder {encoder!r}; known encoders: {', '.join(sorted(specs))}")
@@ -63,25 +64,21 @@ def cf_method() -> str:
 
 
 def cf_cache_path(data: TrainingData, context: FitContext) -> Path:
-    """Where the CF embeddings for ``data``'s training part live (method, params, code included)."""
-    from benchmark import plugins
-    from benchmark.runner import resolve_method
-
+    """Where the CF embeddings for ``data``'s training part live (method, params, versions included)."""
     name = cf_method()
     method = resolve_method(name, context.profile)
     return artifact_path(context.cache_dir, "cf", data.digest, name, method.params, context.profile,
-                         plugins.code_hashes(name), CF_SEED)
+                         method.versions, CF_SEED)
 
 
-def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True) -> np.ndarray | None:
+def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True, *,
+                  make_context: Callable[..., FitContext]) -> np.ndarray | None:
     """Item embeddings (n_items, d) of the CF method fitted on ``data``'s training part.
 
     With ``train=False`` only a cached table is returned (``None`` when absent), so an
-    evaluator never trains a model.
+    evaluator never trains a model. ``make_context`` builds the CF fit's own context (the
+    runner's :func:`~benchmark.runner.make_context`).
     """
-    from benchmark import plugins
-    from benchmark.runner import make_context, resolve_method
-
     path = cf_cache_path(data, context)
     cached = load_array(path)
     if cached is not None or not train:
@@ -89,13 +86,12 @@ def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True) -
     name = cf_method()
     method = resolve_method(name, context.profile)
     run = RunInfo(dataset=context.run.dataset, split=context.run.split, method=f"cf:{name}",
-                  params=method.params, seed=CF_SEED, profile=context.profile)
+                  params=method.params, seed=CF_SEED, profile=context.profile, versions=method.versions)
     # Its own context: epochs are recorded in its RunInfo and reach no lifecycle hook.
     own = make_context(run, data, context.cache_dir, keep_seen=context.keep_seen, progress=context.progress,
                        hooks=False)
-    tokenizer = plugins.get_tokenizers()[method.spec.tokenizer].factory(method.tokenizer_params, CF_SEED)
-    identifiers: ItemIdentifiers = tokenizer.fit(data, own)
-    recommender = plugins.get_recommenders()[method.spec.recommender].factory(method.recommender_params, CF_SEED)
+    identifiers: ItemIdentifiers = method.tokenizer.factory(method.tokenizer_params, CF_SEED).fit(data, own)
+    recommender = method.recommender.factory(method.recommender_params, CF_SEED)
     recommender.fit(data, identifiers, own)
     table = recommender.item_embeddings()
     if table is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from benchmark.cache import content_hash
 from benchmark.errors import StoreError
 from benchmark.paths import file_problem, folder_problem
 
@@ -66,12 +67,13 @@ HEARTBEAT_INTERVAL = 20.0
 def run_key(row: dict[str, Any]) -> str:
     """Identity of a run: equal keys mean the same experiment (used to resume).
 
-    It covers the data and split (digest), method, parameters, seed, profile, ranking
-    protocol and the code hash of every plugin the method uses.
+    It covers the data and split (digest), method, parameters (``info.key_params`` where
+    the row has them: see :attr:`benchmark.methods.ResolvedMethod.key_params`), seed,
+    profile, ranking protocol and the version (or source hash) of every plugin the method
+    uses (``code_hashes``).
     """
-    from benchmark.cache import content_hash
-
-    parts = [row["dataset"], row["split"], row["split_digest"], row["method"], row["params"],
+    params = (row.get("info") or {}).get("key_params", row["params"])
+    parts = [row["dataset"], row["split"], row["split_digest"], row["method"], params,
              row["seed"], row["profile"], row["exclude_seen"], row["code_hashes"]]
     # A tuned run is a different experiment even when the best trial equals the defaults.
     if row.get("tuned_trials"):

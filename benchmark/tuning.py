@@ -27,8 +27,9 @@ from optuna.trial import TrialState
 from benchmark import hookimpl, plugins
 from benchmark.errors import BenchmarkError, ParameterError
 from benchmark.evaluation.metrics import CUTOFFS
+from benchmark.methods import resolve_method
 from benchmark.params import Param
-from benchmark.runner import RunRequest, fit, resolve_method
+from benchmark.runner import RunRequest, fit, machine, package_versions
 from benchmark.store import database_fault, open_database
 
 DEFAULT_STORAGE = "sqlite:///runs/optuna.db"
@@ -159,6 +160,7 @@ def tune(request: TuneRequest) -> optuna.Study:
 
     def objective(trial: optuna.Trial) -> float:
         params = {name: suggest(trial, name, param) for name, param in space.items()}
+        method = resolve_method(request.method, request.profile, params)
         pruning = PruningPlugin(trial, request.metric)
         plugin_name = f"optuna-pruning-{trial.number}"
         plugins.pm.register(pruning, name=plugin_name)
@@ -168,6 +170,7 @@ def tune(request: TuneRequest) -> optuna.Study:
                            profile=request.profile, params=params, k_core=request.k_core),
                 cache_dir=request.cache_dir,
                 progress=request.progress,
+                method=method,
             )
         finally:
             plugins.pm.unregister(name=plugin_name)
@@ -222,8 +225,6 @@ def write_study_report(study: optuna.Study, out_dir: str | Path, stem: str, comm
     from datetime import datetime, timezone
 
     from tabulate import tabulate
-
-    from benchmark.runner import machine, package_versions
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ size (the ``tiny`` 2+2 d128 T5 and TIGER's 4+4 d128 T5, random weights: decoding
 not depend on training), ranks the first ``--users`` test users with beam 20 and top-20:
 
 - **ours, constrained**: the seq2seq recommender's own ``recommend``
-  (:func:`benchmark.beam_search.beam_search`) with the trie of valid identifiers and the
+  (:func:`benchmark.nn.beam_search.beam_search`) with the trie of valid identifiers and the
   users' seen items pruned (the benchmark's protocol);
 - **ours, unconstrained**: the same search without the trie (any token at any step), with
   the share of identifiers that name no item;
@@ -27,7 +27,7 @@ against ``generate`` + trie.
 LLM methods (``--llm lcrec,letter-lcrec,lamia,bigrec``) run on their ``tiny`` decoder
 (random init, 2 layers at d_model 128) after their ``seq`` prompt: the code-writing ones
 (lcrec, letter-lcrec, lamia) through the ``llm`` recommender's constrained beam search
-(:class:`benchmark.decoders.CausalLMDecoder`) against ``generate`` + trie on the same
+(:class:`benchmark.nn.decoders.CausalLMDecoder`) against ``generate`` + trie on the same
 model, prompts and batches, with the same-top-20 check; ``bigrec`` (one title written by
 ``generate`` with 4 beams, then L2 grounding over the catalog) through the harness's
 ranking. Results go to ``leaderboards/efficiency.md``:
@@ -55,8 +55,8 @@ from benchmark import plugins
 from benchmark.cache import default_cache
 from benchmark.components import CaseBatch, TrainingData
 from benchmark.evaluation.evaluator import rank_cases
+from benchmark.nn.causal_lm import base_model, left_padded
 from benchmark.runner import RunRequest, fit_identifiers, load_split, machine, package_versions
-from plugins.recommenders.backbones import base_model, left_padded
 from plugins.recommenders.seq2seq import Seq2SeqRecommender
 from plugins.recommenders.setrec import SetRecRecommender
 

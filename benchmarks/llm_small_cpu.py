@@ -39,8 +39,8 @@ from benchmark import plugins
 from benchmark.cache import default_cache
 from benchmark.components import TrainingData
 from benchmark.evaluation.evaluator import rank_cases
+from benchmark.nn.causal_lm import resolve_path
 from benchmark.runner import RunRequest, fit_identifiers, load_split, machine, package_versions
-from plugins.recommenders.backbones import resolve_path
 
 OUT = Path("leaderboards/llm-small-cpu.md")
 

@@ -9,11 +9,22 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+import torch
 
 sys._genrec_bench_testing = True  # skip entry points while testing the core
+# One thread per test process: pinned ranking digests and the SIGKILL test's in-process and
+# subprocess fits need the same float reductions, and pytest-xdist runs one process per core.
+torch.set_num_threads(1)
 
 from benchmark import plugins  # noqa: E402
 from benchmark.data.dataset import PreparedDataset  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One artifact cache for the tests that only read it (content-addressed, so sharing is
+    safe): text and CF embeddings are computed once per test process, not once per test."""
+    return tmp_path_factory.mktemp("shared-cache")
 
 
 @pytest.fixture
@@ -67,7 +78,7 @@ def saved_causal_lm(folder: Path) -> Path:
     ``save_pretrained`` to ``folder`` (the real loading path of a ``model_path``)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from plugins.recommenders.backbones import offline_tokenizer
+    from benchmark.nn.causal_lm import offline_tokenizer
 
     tokenizer = offline_tokenizer("test")
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,

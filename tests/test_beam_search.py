@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.beam_search import TokenTrie, beam_search
+from benchmark.nn.beam_search import TokenTrie, beam_search
 
 
 class TableDecoder:
@@ -144,7 +144,7 @@ def test_a_case_that_excludes_every_item_gets_no_items_and_the_others_are_unaffe
 
 
 def test_equal_scores_go_to_the_lower_index_whatever_topk_does():
-    from benchmark.beam_search import _top
+    from benchmark.nn.beam_search import _top
 
     inf = float("inf")
     flat = torch.tensor([[1.0, 3.0, 3.0, 3.0, 0.0, 3.0], [5.0, 2.0, 5.0, 1.0, 5.0, 0.0],
@@ -225,7 +225,7 @@ def test_t5_decoder_steps_give_the_models_own_logits(gated, short_prefix, monkey
     from transformers import T5Config, T5ForConditionalGeneration
 
     from benchmark import decoders
-    from benchmark.decoders import T5Decoder
+    from benchmark.nn.decoders import T5Decoder
 
     monkeypatch.setattr(decoders, "SHORT_PREFIX", short_prefix)
 
@@ -259,7 +259,7 @@ def test_t5_decoder_steps_give_the_models_own_logits(gated, short_prefix, monkey
 def test_same_top20_as_generate_with_a_trie_prefix_function():
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from benchmark.decoders import T5Decoder
+    from benchmark.nn.decoders import T5Decoder
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -289,7 +289,7 @@ def test_same_top20_as_generate_with_a_trie_prefix_function():
 def test_causal_lm_decoder_gives_generates_top20_after_left_padded_prompts():
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from benchmark.decoders import CausalLMDecoder
+    from benchmark.nn.decoders import CausalLMDecoder
 
     torch.manual_seed(0)
     rng = np.random.default_rng(1)

@@ -11,9 +11,9 @@ from conftest import saved_causal_lm
 from benchmark import plugins
 from benchmark.components import CaseBatch, ItemIdentifiers, TrainingData
 from benchmark.errors import PluginError
+from benchmark.nn.causal_lm import offline_tokenizer
 from benchmark.params import resolve
 from benchmark.runner import RunRequest, execute, load_split
-from plugins.recommenders.backbones import offline_tokenizer
 from plugins.recommenders.bigrec import BIGRecRecommender, TitlePrompts
 
 TINY = {"d_model": 32, "heads": 2, "head_dim": 16, "d_ff": 64, "layers": 2, "epochs": 1, "valid_cases": 50,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.clustering import kmeans
+from benchmark.nn.clustering import kmeans
 
 
 def planted(n_per: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

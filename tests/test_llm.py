@@ -11,9 +11,10 @@ from conftest import saved_causal_lm
 from benchmark import plugins
 from benchmark.components import ItemIdentifiers, TrainingData
 from benchmark.errors import ParameterError
+from benchmark.methods import resolve_method
+from benchmark.nn.causal_lm import left_padded, offline_tokenizer
 from benchmark.params import resolve
-from benchmark.runner import RunRequest, execute, load_split, resolve_method
-from plugins.recommenders.backbones import left_padded, offline_tokenizer
+from benchmark.runner import RunRequest, execute, load_split
 from plugins.recommenders.llm import LLMRecommender, Prompts
 
 TINY = {"recommender.d_model": 32, "recommender.heads": 2, "recommender.head_dim": 16, "recommender.d_ff": 64,

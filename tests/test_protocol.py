@@ -226,9 +226,10 @@ def test_claims_block_live_owners_and_expire_with_dead_ones(tmp_path, monkeypatc
 def test_run_skips_a_run_another_process_is_fitting(tmp_path, monkeypatch, capsys):
     url = f"sqlite:///{tmp_path}/r.db"
     from benchmark import cli
+    from benchmark.methods import resolve_method
     from benchmark.runner import RunRequest
 
-    key = cli.request_key(RunRequest("synthetic", "loo", "pop", seed=0), 0)
+    key = cli.request_key(RunRequest("synthetic", "loo", "pop", seed=0), resolve_method("pop", "tiny"), 0)
     monkeypatch.setattr(Store, "owner", staticmethod(lambda: "elsewhere:1"))
     Store(url).claim(key)
     monkeypatch.undo()

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import torch
 
+from benchmark.recbole_compat import NUMPY_ALIASES, import_recbole
 from benchmark.runner import RunRequest, execute, fit
-from plugins.recommenders.recbole_compat import NUMPY_ALIASES, import_recbole
 
 
 def test_shims_make_recbole_importable_and_fast():

@@ -1,8 +1,12 @@
-"""End to end: every registered method runs; results are reproducible, stored, rendered."""
+"""End to end: every registered method runs; results are reproducible, stored, rendered;
+every built-in method's rankings match the digest pinned with its versions."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,18 +28,45 @@ def _method_names() -> list[str]:
     return sorted(names)
 
 
+GOLDEN = Path(__file__).with_name("golden_rankings.json")
+UPDATE_GOLDEN = os.environ.get("GENREC_BENCH_UPDATE_GOLDEN") == "1"
+
+
+def check_golden(method: str, row: dict, rankings: np.ndarray) -> None:
+    """The seed-0 rankings of a built-in method on synthetic ``loo`` equal the digest pinned
+    with the method's versions (docs/hooks/README.md#versions-and-run-keys); with GENREC_BENCH_UPDATE_GOLDEN=1
+    the pin is rewritten instead."""
+    pinned = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    versions = row["info"]["code_hashes"]
+    digest = hashlib.sha256(np.ascontiguousarray(rankings, np.int64).tobytes()).hexdigest()[:16]
+    if UPDATE_GOLDEN:
+        pinned[method] = {"versions": versions, "digest": digest}
+        GOLDEN.write_text(json.dumps(pinned, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        return
+    assert method in pinned, f"{method}: no pinned rankings digest; add it with GENREC_BENCH_UPDATE_GOLDEN=1"
+    if versions != pinned[method]["versions"]:
+        pytest.fail(f"{method}: versions {versions} differ from the pinned {pinned[method]['versions']}; after "
+                    "a bump, refresh the pin with GENREC_BENCH_UPDATE_GOLDEN=1 "
+                    "(docs/hooks/README.md#versions-and-run-keys)")
+    assert digest == pinned[method]["digest"], (
+        f"{method}: its seed-0 rankings changed but no version did; bump the version of the tokenizer, "
+        "recommender or method spec whose behaviour changed (docs/hooks/README.md#versions-and-run-keys)")
+
+
 @pytest.mark.parametrize("method", _method_names())
 @pytest.mark.parametrize("split", ["loo", "temporal"])
-def test_every_registered_method_runs_end_to_end(method, split, tmp_path):
+def test_every_registered_method_runs_end_to_end(method, split, shared_cache):
     declared = plugins.get_recommenders()[plugins.get_method(method)[0].recommender].params
     params = FAST if any(p.name == "epochs" for p in declared) else {}
     row, evaluation, split_obj = execute(
-        RunRequest("synthetic", split, method, params=params), cache_dir=tmp_path, progress=False
+        RunRequest("synthetic", split, method, params=params), cache_dir=shared_cache, progress=False
     )
     assert evaluation.rankings.shape == (len(split_obj.test), 20)
     assert (evaluation.rankings >= 0).all()
     assert 0.0 <= row["metrics"]["all"]["ndcg@10"] <= row["metrics"]["all"]["recall@10"] <= 1.0
     assert row["metrics"]["all"]["cases"] == len(split_obj.test)
+    if split == "loo":
+        check_golden(method, row, evaluation.rankings)
 
 
 def test_same_seed_same_metrics_and_different_seed_differs(tmp_path):

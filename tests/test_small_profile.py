@@ -8,7 +8,7 @@ import json
 import pytest
 
 from benchmark.errors import PluginError
-from benchmark.runner import resolve_method
+from benchmark.methods import resolve_method
 from plugins.recommenders import backbones
 
 

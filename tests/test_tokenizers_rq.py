@@ -18,15 +18,16 @@ import torch
 
 from benchmark import plugins, services
 from benchmark.cache import save_array
-from benchmark.clustering import kmeans
 from benchmark.code_trie import codebook_utilisation, collision_rate
 from benchmark.components import EvaluationInput, FitContext, ItemIdentifiers, RunInfo, TrainingData
 from benchmark.evaluation.identifier_diagnostics import cf_neighbour_overlap, code_entropy, diagnose
+from benchmark.nn import rqvae as rqvae_model
+from benchmark.nn.clustering import kmeans
 from benchmark.params import resolve
 from benchmark.runner import load_split
 from benchmark.services import text_embeddings
 from plugins.evaluators.tokenizer_diagnostics import tokenizer_diagnostics
-from plugins.tokenizers import lcrec, letter, rqvae_model
+from plugins.tokenizers import lcrec, letter
 
 # Small enough for seconds per fit on 120 items.
 TINY = {"epochs": 40, "batch_size": 32, "codebook_size": 8, "hidden_dims": "64", "latent_dim": 16,

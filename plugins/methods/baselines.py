@@ -18,7 +18,7 @@ SEQUENTIAL_SPACE = (
 def register_methods(register) -> None:
     register(
         MethodSpec(
-            name="pop",
+            name="pop", version="e3e2e8759bad",
             tokenizer="atomic",
             recommender="pop",
             description="most popular training items",
@@ -28,7 +28,7 @@ def register_methods(register) -> None:
     for loss in ("CE", "BCE"):
         register(
             MethodSpec(
-                name=f"sasrec-{loss.lower()}",
+                name=f"sasrec-{loss.lower()}", version="e3e2e8759bad",
                 tokenizer="atomic",
                 recommender="recbole",
                 description=f"SASRec (Kang & McAuley, ICDM'18) via RecBole, {loss} loss",
@@ -40,7 +40,7 @@ def register_methods(register) -> None:
         )
     register(
         MethodSpec(
-            name="lightgcn",
+            name="lightgcn", version="e3e2e8759bad",
             tokenizer="atomic",
             recommender="recbole",
             description="LightGCN (He et al., SIGIR'20) via RecBole, BPR loss",
@@ -65,7 +65,7 @@ def register_methods(register) -> None:
     )
     register(
         MethodSpec(
-            name="recbole",
+            name="recbole", version="e3e2e8759bad",
             tokenizer="atomic",
             recommender="recbole",
             description="any RecBole model: recbole:<ModelName>, e.g. recbole:GRU4Rec",

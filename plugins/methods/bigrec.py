@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from benchmark import hookimpl
 from benchmark.components import MethodSpec
-from plugins.methods.llm_profiles import SMALL
+from benchmark.nn.causal_lm import SMALL_PROFILE as SMALL
 
 
 @hookimpl
 def register_methods(register) -> None:
     register(MethodSpec(
-        name="bigrec", tokenizer="tid", recommender="bigrec",
+        name="bigrec", version="9cb8d5129f73", tokenizer="tid", recommender="bigrec",
         description="BIGRec (Bao et al., 2023): the LLM writes the next title, grounded to items by L2 "
         "distance of its own embeddings",
         search_space=("recommender.learning_rate", "recommender.dropout", "recommender.weight_decay",

@@ -24,7 +24,7 @@ P5_PROMPT = "Considering the user has interacted with items"
 def register_methods(register) -> None:
     register(
         MethodSpec(
-            name="tiger",
+            name="tiger", version="bb1fe627385d",
             tokenizer="rqvae",
             recommender="seq2seq",
             description="TIGER (Rajput et al., NeurIPS'23): RQ-VAE semantic ids + T5 from scratch",
@@ -34,7 +34,7 @@ def register_methods(register) -> None:
     )
     register(
         MethodSpec(
-            name="letter-tiger",
+            name="letter-tiger", version="bb1fe627385d",
             tokenizer="letter",
             recommender="seq2seq",
             description="LETTER (Wang et al., CIKM'24) identifiers on TIGER, ranking-guided loss",
@@ -51,7 +51,7 @@ def register_methods(register) -> None:
     ):
         register(
             MethodSpec(
-                name=f"p5-{variant}",
+                name=f"p5-{variant}", version="bb1fe627385d",
                 tokenizer=tokenizer,
                 recommender="seq2seq",
                 description=f"P5 (Geng et al., RecSys'22) with {what} (Hua et al., SIGIR-AP'23)",

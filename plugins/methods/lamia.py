@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from benchmark import hookimpl
 from benchmark.components import MethodSpec
-from plugins.methods.llm_profiles import SMALL
+from benchmark.nn.causal_lm import SMALL_PROFILE as SMALL
 
 
 @hookimpl
 def register_methods(register) -> None:
     register(MethodSpec(
-        name="lamia", tokenizer="lamia", recommender="llm",
+        name="lamia", version="8e5c8c87b595", tokenizer="lamia", recommender="llm",
         description="LAMIA (Liu et al., 2024): multi-aspect item palette codes (parallel, per-position "
         "k-means) on the LLM recommender, sequential + text-token alignment tasks",
         # The paper trains recommendation with text-token alignment, then recommendation alone;

@@ -20,14 +20,14 @@ SMALL = {"recommender.model_path": "gemma3-270m", "recommender.lora_rank": 16,
 @hookimpl
 def register_methods(register) -> None:
     register(MethodSpec(
-        name="lcrec", tokenizer="lcrec", recommender="llm",
+        name="lcrec", version="dc314614bc26", tokenizer="lcrec", recommender="llm",
         description="LC-Rec (Zheng et al., ICDE'24): uniform-mapping RQ-VAE codes as new LLM tokens, "
         "sequential + alignment tasks",
         defaults={"recommender.tasks": LCREC_TASKS}, search_space=SPACE, profiles={"small": SMALL},
         paper="Adapting Large Language Models by Integrating Collaborative Semantics for Recommendation, "
         "ICDE 2024"))
     register(MethodSpec(
-        name="letter-lcrec", tokenizer="letter", recommender="llm",
+        name="letter-lcrec", version="dc314614bc26", tokenizer="letter", recommender="llm",
         description="LETTER (Wang et al., CIKM'24) identifiers on LC-Rec, ranking-guided loss",
         defaults={"recommender.tasks": LCREC_TASKS, "recommender.rank_temperature": 0.7},
         search_space=SPACE + ("recommender.rank_temperature",), profiles={"small": SMALL},

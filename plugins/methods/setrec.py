@@ -31,5 +31,5 @@ def register_methods(register) -> None:
         # An ablation does not tune what it removed (without semantic tokens alpha weighs nothing).
         removed = set(defaults) | ({"recommender.alpha"} if defaults.get("tokenizer.semantic_tokens") == 0 else set())
         space = tuple(k for k in SEARCH_SPACE if k not in removed)
-        register(MethodSpec(name=name, tokenizer="setrec", recommender="setrec", description=description,
-                            defaults=defaults, search_space=space, paper=PAPER))
+        register(MethodSpec(name=name, version="3b731691ac7e", tokenizer="setrec", recommender="setrec",
+                            description=description, defaults=defaults, search_space=space, paper=PAPER))

@@ -33,25 +33,20 @@ import torch
 from benchmark import hookimpl
 from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
 from benchmark.errors import PluginError
-from benchmark.params import Param
-from benchmark.training import (
-    TRANSFORMER_PARAMS,
-    check_device,
-    pick_device,
-    prefix_count,
-    train_epochs,
-    training_prefixes,
-)
-from plugins.recommenders.backbones import (
+from benchmark.nn.causal_lm import (
+    LLM_TRAINING_PARAMS,
     base_model,
     causal_lm,
     describe,
     hidden_states,
     left_padded,
     load_tokenizer,
+    response_loss,
     special_ids,
 )
-from plugins.recommenders.causal_training import LLM_TRAINING_PARAMS, response_loss
+from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
+from benchmark.params import Param
 
 OWNER = "recommender 'bigrec'"
 PROMPT = ("The user watched these titles in order: {titles}. Write the title of the item the user will "
@@ -79,7 +74,7 @@ PARAMS = (
 
 
 def check_params(params: dict[str, Any]) -> None:
-    check_device(params, OWNER)
+    check_engine_params(params, OWNER)
 
 
 class TitlePrompts:
@@ -139,9 +134,9 @@ class BIGRecRecommender(Recommender):
         return describe(self.params)
 
     def _epoch_samples(self, data: TrainingData, epoch: int) -> list[tuple[Any, int]]:
-        users, positions = training_prefixes(data.train, self.params["prefixes_per_user"], self.seed, epoch, OWNER)
+        rows = training_prefixes(data.train, self.params["prefixes_per_user"], self.seed, epoch, OWNER)
         cap = data.max_history
-        return [(data.train[u][max(0, t - cap):t], int(data.train[u][t])) for u, t in zip(users, positions)]
+        return [(data.train[u][max(0, t - cap):t], int(data.train[u][t])) for u, t in rows]
 
     def _loss(self, batch: list[tuple[Any, int]]) -> torch.Tensor:
         self._titles = None  # the model changes: title embeddings are stale
@@ -152,15 +147,9 @@ class BIGRecRecommender(Recommender):
         p = self.params
         self.device = pick_device(p["device"], context.device, OWNER)
         self._build(identifiers, data)
-        size = p["batch_size"]
-
-        def epoch_batches(epoch: int):
-            samples = self._epoch_samples(data, epoch)
-            return (samples[start:start + size] for start in range(0, len(samples), size))
-
-        steps = -(-prefix_count(data.train, p["prefixes_per_user"]) // size)
-        train_epochs(self.model, p, context, "train bigrec", steps, epoch_batches, self._loss,
-                     lambda: context.validate(self, limit=p["valid_cases"] or None))
+        self.training = train(self.model, p, context, "train bigrec", prefix_count(data.train, p["prefixes_per_user"]),
+                              lambda epoch: batches(self._epoch_samples(data, epoch), p["batch_size"]), self._loss,
+                              lambda: context.validate(self, limit=p["valid_cases"] or None))
         self._titles = None  # early stopping restored the best weights
         self._generated = self._exact = 0  # diagnostics count the ranking passes after fitting
 
@@ -220,7 +209,7 @@ class BIGRecRecommender(Recommender):
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="bigrec",
+            name="bigrec", version="9f71bc9754c9",
             factory=lambda params, seed: BIGRecRecommender(params, seed),
             accepts=BIGRecRecommender.accepts,
             description="causal LM writing the next title from the history's titles, grounded to items by "

@@ -23,8 +23,8 @@ optionally at LETTER's ranking-guided temperature (``rank_temperature``). The ou
 runs on the response positions only (sequences are left-padded so responses end every
 row), over the whole vocabulary, as the model's own output layer (a model that rescales
 or caps its logits after that layer is trained without it). Ranking is the ``seq`` prompt followed by constrained beam
-search over every item's codes (:mod:`benchmark.beam_search` with
-:class:`benchmark.decoders.CausalLMDecoder`), the user's seen items pruned in the trie.
+search over every item's codes (:mod:`benchmark.nn.beam_search` with
+:class:`benchmark.nn.decoders.CausalLMDecoder`), the user's seen items pruned in the trie.
 
 ``tiny`` is a 2-core CPU budget (about 75 s per epoch on ml-100k): 2 layers at d_model 128,
 at most 3 epochs of 64-sample steps at 1e-3; per epoch ``prefixes_per_user`` (2) sequential targets per user, one
@@ -34,36 +34,28 @@ each item task.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from benchmark import hookimpl
-from benchmark.beam_search import TokenTrie, beam_search
 from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
-from benchmark.decoders import CausalLMDecoder
 from benchmark.errors import ParameterError, PluginError
-from benchmark.params import Param
-from benchmark.training import (
-    TRAINING_PARAMS,
-    TRANSFORMER_PARAMS,
-    check_device,
-    pick_device,
-    prefix_count,
-    train_epochs,
-    training_prefixes,
-)
-from plugins.recommenders.backbones import (
-    base_model,
+from benchmark.nn.beam_search import TokenTrie, beam_search
+from benchmark.nn.causal_lm import (
+    LLM_TRAINING_PARAMS,
     causal_lm,
     describe,
-    hidden_states,
     left_padded,
     load_tokenizer,
+    response_loss,
     special_ids,
 )
+from benchmark.nn.decoders import CausalLMDecoder
+from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
+from benchmark.params import Param
 
 OWNER = "recommender 'llm'"
 TASKS = ("seq", "item2index", "index2item", "seq2title", "titles2seq")
@@ -77,13 +69,6 @@ PROMPTS = {
     "titles2seq": ("The user watched these titles in order: {titles}. Which item will the user interact with "
                    "next? Answer:"),
 }
-
-# The 2-core CPU budget of the LLM family: fewer sampled targets and epochs than seq2seq's,
-# in smaller steps (batch 64 at 1e-3 reached validation N@10 0.019 after one ml-100k epoch
-# where batch 256 at 3e-3 had 0.013 after three).
-TINY_TRAINING = {"prefixes_per_user": 2, "epochs": 3, "batch_size": 64, "learning_rate": 1e-3}
-LLM_TRAINING_PARAMS = tuple(replace(p, profiles={**p.profiles, "tiny": TINY_TRAINING[p.name]})
-                            if p.name in TINY_TRAINING else p for p in TRAINING_PARAMS)
 
 PARAMS = (
     Param("model_path", str, "", "causal LM checkpoint (local folder or hub name) or gemma3-270m (shipped, "
@@ -124,7 +109,7 @@ def item_titles(data: TrainingData) -> list[str]:
 
 def check_params(params: dict[str, Any]) -> None:
     task_list(params)
-    check_device(params, OWNER)
+    check_engine_params(params, OWNER)
 
 
 class Prompts:
@@ -204,9 +189,8 @@ class LLMRecommender(Recommender):
         cap = data.max_history
         samples: list[tuple[str, Any, int]] = []
         if "seq" in self.tasks:
-            users, positions = training_prefixes(data.train, p["prefixes_per_user"], self.seed, epoch, OWNER)
-            samples += [("seq", data.train[u][max(0, t - cap):t], int(data.train[u][t]))
-                        for u, t in zip(users, positions)]
+            rows = training_prefixes(data.train, p["prefixes_per_user"], self.seed, epoch, OWNER)
+            samples += [("seq", data.train[u][max(0, t - cap):t], int(data.train[u][t])) for u, t in rows]
         for task in ("seq2title", "titles2seq"):
             if task in self.tasks:
                 for sequence in data.train:
@@ -221,17 +205,7 @@ class LLMRecommender(Recommender):
 
     def _loss(self, batch: list[tuple[str, Any, int]]) -> torch.Tensor:
         pairs = [self.prompts.sample(task, history, item) for task, history, item in batch]
-        ids, mask = left_padded([prompt + response for prompt, response in pairs], self.prompts.pad)
-        keep = max(len(response) for _, response in pairs)
-        labels = torch.full((len(pairs), keep), -100, dtype=torch.long)
-        for row, (_, response) in enumerate(pairs):
-            labels[row, keep - len(response):] = torch.as_tensor(response)
-        hidden = hidden_states(self.model, ids.to(self.device), mask.to(self.device))
-        # The output layer runs on the positions that predict a response token only.
-        labels = labels.to(self.device)
-        targets = labels != -100
-        logits = base_model(self.model).get_output_embeddings()(hidden[:, -keep - 1:-1][targets]).float()
-        return torch.nn.functional.cross_entropy(logits / self.params["rank_temperature"], labels[targets])
+        return response_loss(self.model, pairs, self.prompts.pad, self.device, self.params["rank_temperature"])
 
     def _epoch_size(self, data: TrainingData) -> int:
         """Samples of every epoch of :meth:`_epoch_samples` (the same each epoch)."""
@@ -244,14 +218,9 @@ class LLMRecommender(Recommender):
         p = self.params
         self.device = pick_device(p["device"], context.device, OWNER)
         self._build(identifiers, data)
-        size = p["batch_size"]
-
-        def epoch_batches(epoch: int):
-            samples = self._epoch_samples(data, epoch)
-            return (samples[start:start + size] for start in range(0, len(samples), size))
-
-        train_epochs(self.model, p, context, "train llm", -(-self._epoch_size(data) // size), epoch_batches,
-                     self._loss, lambda: context.validate(self, limit=p["valid_cases"] or None))
+        self.training = train(self.model, p, context, "train llm", self._epoch_size(data),
+                              lambda epoch: batches(self._epoch_samples(data, epoch), p["batch_size"]), self._loss,
+                              lambda: context.validate(self, limit=p["valid_cases"] or None))
 
     # ---- ranking
 
@@ -276,7 +245,7 @@ class LLMRecommender(Recommender):
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="llm",
+            name="llm", version="db2a99b7e911",
             factory=lambda params, seed: LLMRecommender(params, seed),
             accepts=LLMRecommender.accepts,
             description="causal LM (LoRA via peft for pretrained ones) writing the next item's codes; "

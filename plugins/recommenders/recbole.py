@@ -63,9 +63,9 @@ from benchmark.components import (
     TrainingData,
 )
 from benchmark.errors import ParameterError, PluginError
+from benchmark.nn.engine import EarlyStopping
 from benchmark.params import Param
-from benchmark.training import EarlyStopping
-from plugins.recommenders.recbole_compat import import_recbole
+from benchmark.recbole_compat import import_recbole
 
 OBJECTIVES = ("window", "prefix")
 # Besides the restore_* convention, the one cache in RecBole's other_parameter_name lists
@@ -229,7 +229,7 @@ class RecBoleRecommender(Recommender):
             metrics["loss"] = loss
             epochs.set_postfix(loss=f"{loss:.3f}", ndcg10=f"{metrics['ndcg@10']:.4f}")
             context.epoch_end(epoch, metrics)
-            if stopper.step(metrics["ndcg@10"], self.model):
+            if stopper.step(metrics["ndcg@10"], epoch, self.model):
                 break
         stopper.restore(self.model)
         clear_propagation_caches(self.model)
@@ -515,7 +515,7 @@ def check_params(params: dict) -> None:
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="recbole",
+            name="recbole", version="e37e7348fad7",
             factory=lambda params, seed: RecBoleRecommender(params, seed),
             accepts=RecBoleRecommender.accepts,
             description="any RecBole 1.2.1 model trained on our split and scored by our evaluator",

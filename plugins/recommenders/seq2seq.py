@@ -14,7 +14,7 @@ Training minimises the cross-entropy of the target identifier's tokens, optional
 LETTER's ranking-guided generation loss (Wang et al., CIKM'24, eq. 6): the logits are
 divided by a temperature ``rank_temperature`` < 1 before the softmax, which weights hard
 negatives more. Ranking is constrained beam search over the trie of every item's
-identifier (:mod:`benchmark.beam_search`), with the user's seen items pruned in the trie
+identifier (:mod:`benchmark.nn.beam_search`), with the user's seen items pruned in the trie
 under the default protocol; the encoder runs once per user and its cross-attention keys
 and values are computed once and shared by the user's beams.
 
@@ -29,16 +29,13 @@ drawn from the earlier ones, afresh every epoch), history items' text capped at
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from benchmark import hookimpl
-from benchmark.beam_search import TokenTrie, beam_search
 from benchmark.components import (
     CaseBatch,
     FitContext,
@@ -47,10 +44,12 @@ from benchmark.components import (
     RecommenderSpec,
     TrainingData,
 )
-from benchmark.decoders import T5Decoder
 from benchmark.errors import ParameterError, PluginError
+from benchmark.nn.beam_search import TokenTrie, beam_search
+from benchmark.nn.decoders import T5Decoder
+from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.sequences import TRAINING_PARAMS, TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
 from benchmark.params import Param
-from benchmark.training import EarlyStopping
 
 PAD, EOS, UNK = 0, 1, 2
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -59,25 +58,12 @@ PARAMS = (
     Param("model_path", str, "", "pretrained T5 checkpoint (local path or hub name); empty: random init"),
     Param("layers", int, 4, "encoder and decoder layers each (random init)", profiles={"tiny": 2},
           minimum=1, low=1, high=4),
-    Param("heads", int, 6, "attention heads", profiles={"tiny": 4}, minimum=1),
-    Param("head_dim", int, 64, "width of each head", profiles={"tiny": 32}, minimum=8),
-    Param("d_model", int, 128, "model width", minimum=16, choices=(64, 128, 256)),
-    Param("d_ff", int, 1024, "feed-forward width", profiles={"tiny": 512}, minimum=16),
-    Param("dropout", float, 0.1, "dropout rate", minimum=0.0, maximum=0.9, low=0.0, high=0.3),
+    *TRANSFORMER_PARAMS,
     Param("user_tokens", int, 2000, "hashed user-id tokens (TIGER: 2000); 0: no user token", minimum=0),
     Param("prompt", str, "", "text placed before the history (P5's instruction); empty: none"),
     Param("max_item_words", int, 16, "text identifiers: words of each history item's text in the input",
           profiles={"tiny": 8}, minimum=1),
-    Param("learning_rate", float, 1e-3, "peak AdamW learning rate (linear warm-up, cosine decay)",
-          profiles={"tiny": 3e-3}, minimum=0.0, low=5e-4, high=1e-2, log=True),
-    Param("weight_decay", float, 0.01, "AdamW weight decay", minimum=0.0, low=1e-4, high=0.1, log=True),
-    Param("warmup", float, 0.05, "share of the training steps spent warming up", minimum=0.0, maximum=1.0),
-    Param("batch_size", int, 256, "training prefixes per step", minimum=1),
-    Param("epochs", int, 200, "maximum training epochs", profiles={"tiny": 4}, minimum=1),
-    Param("patience", int, 10, "epochs without validation NDCG@10 gain before stopping",
-          profiles={"tiny": 2}, minimum=1),
-    Param("prefixes_per_user", int, 0, "training targets per user and epoch (0: every prefix); "
-          "half the most recent, half drawn from earlier ones, afresh each epoch", profiles={"tiny": 5}, minimum=0),
+    *TRAINING_PARAMS,
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
           "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
     Param("rank_temperature", float, 1.0, "LETTER's ranking-guided loss temperature (1: plain "
@@ -86,17 +72,15 @@ PARAMS = (
     Param("decoding", str, "constrained", "constrained (trie of valid identifiers) or unconstrained "
           "(measures the share of identifiers naming no item)"),
     Param("decode_batch", int, 64, "users per beam-search batch", minimum=1),
-    Param("device", str, "auto", "auto (cuda when available), cpu or cuda"),
 )
+OWNER = "recommender 'seq2seq'"
 
 
 def check_params(params: dict[str, Any]) -> None:
     if params["decoding"] not in ("constrained", "unconstrained"):
         raise ParameterError(f"recommender 'seq2seq': parameter 'decoding' is {params['decoding']!r}; "
                              "give constrained or unconstrained")
-    if params["device"] not in ("auto", "cpu", "cuda"):
-        raise ParameterError(f"recommender 'seq2seq': parameter 'device' is {params['device']!r}; "
-                             "give auto, cpu or cuda")
+    check_engine_params(params, OWNER)
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -227,14 +211,6 @@ class Seq2SeqRecommender(Recommender):
 
     # ---- building
 
-    def _device(self, context: FitContext) -> torch.device:
-        choice = self.params["device"]
-        if choice == "auto":
-            return torch.device(context.device if context.device else "cpu")
-        if choice == "cuda" and not torch.cuda.is_available():
-            raise ParameterError("recommender 'seq2seq': device=cuda but no CUDA device is available; use auto or cpu")
-        return torch.device(choice)
-
     def _build(self, identifiers: ItemIdentifiers):
         from transformers import T5Config, T5ForConditionalGeneration
 
@@ -271,30 +247,8 @@ class Seq2SeqRecommender(Recommender):
 
     # ---- training
 
-    def _samples(self, data: TrainingData, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(user, target position) pairs of one epoch: every prefix, or a seeded sample per user."""
-        per_user = self.params["prefixes_per_user"]
-        rng = np.random.default_rng([self.seed, epoch])
-        users, positions = [], []
-        for user, sequence in enumerate(data.train):
-            n = len(sequence)
-            if n < 2:
-                continue
-            candidates = np.arange(1, n)
-            if per_user and len(candidates) > per_user:
-                # Half the sample: the most recent targets; the rest drawn from the earlier ones.
-                recent = per_user // 2
-                older = rng.choice(candidates[: -recent or None], per_user - recent, replace=False)
-                candidates = np.r_[older, candidates[len(candidates) - recent:]] if recent else older
-            users.append(np.full(len(candidates), user))
-            positions.append(candidates)
-        if not users:
-            raise PluginError("recommender 'seq2seq': no user has two training items to learn from")
-        users_np, positions_np = np.concatenate(users), np.concatenate(positions)
-        order = rng.permutation(len(users_np))
-        return users_np[order], positions_np[order]
-
-    def _batch(self, data: TrainingData, users: np.ndarray, positions: np.ndarray):
+    def _batch(self, data: TrainingData, rows: np.ndarray):
+        users, positions = rows[:, 0], rows[:, 1]
         cap = data.max_history
         histories = [data.train[u][max(0, t - cap):t] for u, t in zip(users, positions)]
         targets = np.array([data.train[u][t] for u, t in zip(users, positions)])
@@ -314,50 +268,18 @@ class Seq2SeqRecommender(Recommender):
 
     def fit(self, data: TrainingData, identifiers: ItemIdentifiers, context: FitContext) -> None:
         p = self.params
-        self.device = self._device(context)
+        self.device = pick_device(p["device"], context.device, OWNER)
         torch.manual_seed(self.seed)
         self._build(identifiers)
         self.keep_seen = context.keep_seen
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=p["learning_rate"], weight_decay=p["weight_decay"])
-        steps_per_epoch = math.ceil(len(self._samples(data, 0)[0]) / p["batch_size"])
-        total = steps_per_epoch * p["epochs"]
-        warmup = max(1, int(p["warmup"] * total))
 
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+        def epoch_batches(epoch: int):
+            rows = training_prefixes(data.train, p["prefixes_per_user"], self.seed, epoch, OWNER)
+            return batches(rows, p["batch_size"])
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        stopper = EarlyStopping(p["patience"])
-        bar = tqdm(total=total, desc="train seq2seq", unit="step", disable=not context.progress, leave=False)
-        epoch = -1
-        for epoch in range(p["epochs"]):
-            self.model.train()
-            users, positions = self._samples(data, epoch)
-            losses = []
-            for start in range(0, len(users), p["batch_size"]):
-                part = slice(start, start + p["batch_size"])
-                loss = self._loss(*self._batch(data, users[part], positions[part]))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                losses.append(float(loss.detach()))
-                bar.update(1)
-            self.model.eval()
-            metrics = context.validate(self, limit=p["valid_cases"] or None)
-            metrics["loss"] = float(np.mean(losses))
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", ndcg10=f"{metrics['ndcg@10']:.4f}")
-            context.epoch_end(epoch, metrics)
-            if stopper.step(metrics["ndcg@10"], self.model):
-                break
-        bar.close()
-        stopper.restore(self.model)
-        self.model.eval()
-        self.epochs_trained = epoch + 1
-        self.best_epoch = stopper.best_epoch + 1
+        self.training = train(self.model, p, context, "train seq2seq", prefix_count(data.train, p["prefixes_per_user"]),
+                              epoch_batches, lambda rows: self._loss(*self._batch(data, rows)),
+                              lambda: context.validate(self, limit=p["valid_cases"] or None))
 
     # ---- ranking
 
@@ -393,7 +315,7 @@ class Seq2SeqRecommender(Recommender):
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="seq2seq",
+            name="seq2seq", version="1123623bc43e",
             factory=lambda params, seed: Seq2SeqRecommender(params, seed),
             accepts=Seq2SeqRecommender.accepts,
             description="T5 encoder-decoder generating the next item's identifier; constrained beam search",

@@ -41,22 +41,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from benchmark import hookimpl
 from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
 from benchmark.errors import ParameterError, PluginError
+from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.sequences import TRAINING_PARAMS, TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
 from benchmark.params import Param
-from benchmark.training import (
-    TRAINING_PARAMS,
-    TRANSFORMER_PARAMS,
-    EarlyStopping,
-    check_device,
-    pick_device,
-    steps_per_epoch,
-    training_prefixes,
-    warmup_cosine,
-)
 
 OWNER = "recommender 'setrec'"
 BACKBONES = ("t5", "decoder")
@@ -97,7 +88,7 @@ def check_params(params: dict[str, Any]) -> None:
     beta_grid(params)
     if params["backbone"] not in BACKBONES:
         raise ParameterError(f"{OWNER}: parameter 'backbone' is {params['backbone']!r}; give t5 or decoder")
-    check_device(params, OWNER)
+    check_engine_params(params, OWNER)
     if params["lora_rank"] and not params["model_path"]:
         raise ParameterError(f"{OWNER}: lora_rank={params['lora_rank']} needs a pretrained model_path "
                              "(a random-init backbone is trained in full); set model_path or lora_rank=0")
@@ -303,7 +294,8 @@ class SetRecRecommender(Recommender):
 
     # ---- training
 
-    def _loss(self, data: TrainingData, users: np.ndarray, positions: np.ndarray) -> torch.Tensor:
+    def _loss(self, data: TrainingData, rows: np.ndarray) -> torch.Tensor:
+        users, positions = rows[:, 0], rows[:, 1]
         cap = data.max_history
         index = _right_aligned([data.train[u][max(0, t - cap):t] for u, t in zip(users, positions)])
         targets = torch.as_tensor([int(data.train[u][t]) for u, t in zip(users, positions)], device=self.device)
@@ -335,44 +327,20 @@ class SetRecRecommender(Recommender):
         p = self.params
         self.device = pick_device(p["device"], context.device, OWNER)
         self._build(identifiers, data)
-        parameters = [x for x in self.model.parameters() if x.requires_grad]
-        optimizer = torch.optim.AdamW(parameters, lr=p["learning_rate"], weight_decay=p["weight_decay"])
-        per_epoch = steps_per_epoch(data.train, p["prefixes_per_user"], p["batch_size"])
-        scheduler = warmup_cosine(optimizer, per_epoch * p["epochs"], p["warmup"])
-        stopper = EarlyStopping(p["patience"])
-        betas: list[float] = []
-        bar = tqdm(total=per_epoch * p["epochs"], desc="train setrec", unit="step", disable=not context.progress,
-                   leave=False)
-        epoch = -1
-        for epoch in range(p["epochs"]):
-            self.model.train()
-            self._table = None
-            users, positions = training_prefixes(data.train, p["prefixes_per_user"], self.seed, epoch, OWNER)
-            losses = []
-            for start in range(0, len(users), p["batch_size"]):
-                part = slice(start, start + p["batch_size"])
-                loss = self._loss(data, users[part], positions[part])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-                optimizer.step()
-                scheduler.step()
-                losses.append(float(loss.detach()))
-                bar.update(1)
+
+        def epoch_batches(epoch: int):
+            rows = training_prefixes(data.train, p["prefixes_per_user"], self.seed, epoch, OWNER)
+            return batches(rows, p["batch_size"])
+
+        def validate() -> dict[str, float]:
             beta, metrics = self._validate(context)
-            betas.append(beta)
-            metrics = {**metrics, "loss": float(np.mean(losses)), "beta": beta}
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", ndcg10=f"{metrics['ndcg@10']:.4f}", beta=beta)
-            context.epoch_end(epoch, metrics)
-            if stopper.step(metrics["ndcg@10"], self.model):
-                break
-        bar.close()
-        stopper.restore(self.model)
-        self.model.eval()
+            return {**metrics, "beta": beta}
+
+        self.training = train(self.model, p, context, "train setrec", prefix_count(data.train, p["prefixes_per_user"]),
+                              epoch_batches, lambda rows: self._loss(data, rows), validate)
         self._table = None
-        self.beta = betas[stopper.best_epoch]
-        self.epochs_trained = epoch + 1
-        self.best_epoch = stopper.best_epoch + 1
+        # beta as validation chose it at the epoch whose weights were kept.
+        self.beta = self.training.best_record["beta"]
 
     # ---- scoring
 
@@ -422,7 +390,7 @@ class SetRecRecommender(Recommender):
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="setrec",
+            name="setrec", version="4326ae04f498",
             factory=lambda params, seed: SetRecRecommender(params, seed),
             accepts=SetRecRecommender.accepts,
             description="SETRec: sparse-masked token-set history, query-guided simultaneous generation, "

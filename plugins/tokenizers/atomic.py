@@ -17,7 +17,7 @@ class AtomicTokenizer:
 def register_tokenizers(register) -> None:
     register(
         TokenizerSpec(
-            name="atomic",
+            name="atomic", version="c7a456f346e8",
             factory=lambda params, seed: AtomicTokenizer(),
             kind="atomic",
             description="one id per item; the identity for ID-based recommenders",

@@ -31,7 +31,7 @@ the first item of each code combination) tells apart items that still share all 
 
 The backbone is any causal LM (``model_path``, LoRA via peft, e.g. OPT-350M in the paper,
 Gemma-3-270M in the ``small`` profile) or, in ``tiny``, a random-init decoder with the
-offline MiniLM tokenizer (:mod:`plugins.recommenders.backbones`). Only item content is
+offline MiniLM tokenizer (:mod:`benchmark.nn.causal_lm`). Only item content is
 read, so cold items get codes like any other, and the codes are cached by content,
 parameters and seed.
 """
@@ -42,17 +42,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from benchmark import hookimpl
 from benchmark.cache import content_hash
-from benchmark.clustering import kmeans
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.errors import ParameterError, PluginError
+from benchmark.nn.causal_lm import base_model, causal_lm, load_tokenizer, special_ids
+from benchmark.nn.clustering import kmeans
+from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.rqvae import cached_codes, code_identifiers
+from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches
 from benchmark.params import Param
-from benchmark.training import TRANSFORMER_PARAMS, check_device, pick_device, warmup_cosine
-from plugins.recommenders.backbones import base_model, causal_lm, load_tokenizer, special_ids
-from plugins.tokenizers.rqvae_model import cached_codes, code_identifiers
 
 OWNER = "tokenizer 'lamia'"
 PAD, CONTENT, LAP, LDP, TASK = -1, 0, 1, 2, 3
@@ -91,7 +91,7 @@ PARAMS = (
 
 
 def check_params(params: dict[str, Any]) -> None:
-    check_device(params, OWNER)
+    check_engine_params(params, OWNER)
 
 
 def block_mask(blocks: torch.Tensor) -> torch.Tensor:
@@ -237,37 +237,21 @@ class LamiaTokenizer:
         p = self.params
         torch.manual_seed(self.seed)
         palette = Palette(p, data, pick_device(p["device"], context.device, OWNER))
-        model = palette.model
-        parameters = [x for x in model.parameters() if x.requires_grad]
-        optimizer = torch.optim.AdamW(parameters, lr=p["learning_rate"], weight_decay=p["weight_decay"])
-        n = data.n_items
-        steps = -(-n // p["batch_size"])
-        scheduler = warmup_cosine(optimizer, steps * p["epochs"], 0.05)
-        rng = np.random.default_rng([self.seed, 7])
-        history: dict[str, list[float]] = {"gen": [], "intra": [], "inter": []}
-        bar = tqdm(total=steps * p["epochs"], desc="lamia palette", unit="step", disable=not context.progress,
-                   leave=False)
-        model.train()
-        for _ in range(p["epochs"]):
-            sums = dict.fromkeys(history, 0.0)
-            order = rng.permutation(n)
-            for start in range(0, n, p["batch_size"]):
-                parts = palette.losses(order[start:start + p["batch_size"]].tolist())
-                loss = parts["gen"] + p["contrastive_weight"] * (parts["intra"] + parts["inter"])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-                optimizer.step()
-                scheduler.step()
-                for name in sums:
-                    sums[name] += float(parts[name].detach()) / steps
-                bar.update(1)
-            for name, value in sums.items():
-                history[name].append(value)
-            bar.set_postfix(gen=f"{sums['gen']:.3f}", intra=f"{sums['intra']:.4f}", inter=f"{sums['inter']:.4f}")
-        bar.close()
-        model.eval()
-        info = {f"{name}_loss": {"first": values[0], "last": values[-1]} for name, values in history.items()}
+
+        def epoch_batches(epoch: int):
+            # One generator for the whole fit, replayed up to this epoch (a resumed fit sees the same order).
+            rng = np.random.default_rng([self.seed, 7])
+            for _ in range(epoch + 1):
+                order = rng.permutation(data.n_items)
+            return batches(order.tolist(), p["batch_size"])
+
+        def loss_of(items: list[int]) -> dict[str, torch.Tensor]:
+            parts = palette.losses(items)
+            return {"loss": parts["gen"] + p["contrastive_weight"] * (parts["intra"] + parts["inter"]), **parts}
+
+        result = train(palette.model, p, context, "lamia palette", data.n_items, epoch_batches, loss_of)
+        first, last = result.records[0], result.records[-1]
+        info = {f"{name}_loss": {"first": first[name], "last": last[name]} for name in ("gen", "intra", "inter")}
         return palette, info
 
     def _codes(self, data: TrainingData, context: FitContext) -> tuple[np.ndarray, dict]:
@@ -293,7 +277,7 @@ class LamiaTokenizer:
 def register_tokenizers(register) -> None:
     register(
         TokenizerSpec(
-            name="lamia",
+            name="lamia", version="0f70a0b41edb",
             factory=lambda params, seed: LamiaTokenizer(params, seed),
             kind="codes",
             description="LAMIA: multi-aspect item palette from a causal LM (block mask, dual forward pass, "

@@ -1,7 +1,7 @@
 """LC-Rec's tokenizer ``lcrec``: RQ-VAE whose last level is a uniform semantic mapping.
 
 Zheng et al., "Adapting Large Language Models by Integrating Collaborative Semantics for
-Recommendation" (LC-Rec, ICDE'24), §III-A. An RQ-VAE of 4 levels (``rqvae_model.py``,
+Recommendation" (LC-Rec, ICDE'24), §III-A. An RQ-VAE of 4 levels (``benchmark/nn/rqvae.py``,
 eq. (1)-(2) of ``papers/letter.txt``) is trained on item text embeddings. The first three
 levels are its nearest codes. The last level is assigned by balanced optimal transport instead of
 nearest-code: Sinkhorn-Knopp (Cuturi, NeurIPS'13) on the distances between every item's
@@ -30,9 +30,9 @@ from benchmark import hookimpl
 from benchmark.cache import array_digest
 from benchmark.code_trie import codebook_utilisation, collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
+from benchmark.nn.rqvae import PARAMS as RQVAE_PARAMS
+from benchmark.nn.rqvae import RQVAETokenizer, cached_codes, train_rqvae, training_info
 from benchmark.params import Param
-from plugins.tokenizers.rqvae_model import PARAMS as RQVAE_PARAMS
-from plugins.tokenizers.rqvae_model import RQVAETokenizer, cached_codes, train_rqvae, training_info
 
 PARAMS = tuple(replace(p, default=4, profiles={}, low=3, high=5) if p.name == "levels" else p
                for p in RQVAE_PARAMS) + (
@@ -132,7 +132,7 @@ def lcrec_identifiers(codes: np.ndarray, codebook_size: int, info: dict[str, Any
 def register_tokenizers(register) -> None:
     register(
         TokenizerSpec(
-            name="lcrec",
+            name="lcrec", version="1be5dbe698a8",
             factory=lambda params, seed: LCRecTokenizer(params, seed),
             kind="codes",
             description="LC-Rec: 4-level RQ-VAE, last level balanced by Sinkhorn-Knopp, collision-free",

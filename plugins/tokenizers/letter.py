@@ -3,7 +3,7 @@
 Wang et al., "Learnable Item Tokenization for Generative Recommendation" (LETTER, CIKM'24),
 §4.2, equations numbered as in ``papers/letter.txt``:
 
-- eq. (1)-(2) semantic regularisation: the RQ-VAE of ``rqvae_model.py`` (TIGER), trained on
+- eq. (1)-(2) semantic regularisation: the RQ-VAE of ``benchmark/nn/rqvae.py`` (TIGER), trained on
   the text embedding of every item;
 - eq. (3) collaborative regularisation: an InfoNCE loss aligning each item's quantised
   embedding ``z_hat`` (through a learnt linear projection to the CF width) with its CF
@@ -13,7 +13,7 @@ Wang et al., "Learnable Item Tokenization for Generative Recommendation" (LETTER
   InfoNCE form of the contrastive loss eq. (3) describes);
 - eq. (4) diversity regularisation: every ``cluster_interval`` epochs each codebook's code
   vectors are split into ``clusters`` groups of equal size by constrained k-means
-  (:func:`benchmark.clustering.kmeans` with ``balanced=True``); for
+  (:func:`benchmark.nn.clustering.kmeans` with ``balanced=True``); for
   each item and level, its chosen code ``e_c`` is pulled towards a random other code of
   its cluster ``e_+`` and pushed from every other code of the codebook:
   ``-log exp(<e_c, e_+>) / sum_{j != c} exp(<e_c, e_j>)``;
@@ -38,11 +38,10 @@ import torch.nn.functional as F
 
 from benchmark import hookimpl
 from benchmark.cache import array_digest
-from benchmark.clustering import kmeans
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
-from benchmark.params import Param
-from plugins.tokenizers.rqvae_model import PARAMS as RQVAE_PARAMS
-from plugins.tokenizers.rqvae_model import (
+from benchmark.nn.clustering import kmeans
+from benchmark.nn.rqvae import PARAMS as RQVAE_PARAMS
+from benchmark.nn.rqvae import (
     RQVAE,
     Regulariser,
     RQVAEOutput,
@@ -52,6 +51,7 @@ from plugins.tokenizers.rqvae_model import (
     train_rqvae,
     training_info,
 )
+from benchmark.params import Param
 
 # LETTER's RQ-VAE (§5.4.1): 4 levels of 256 codes, AdamW 1e-3; tiny keeps rqvae's
 # settings so that the two are compared on equal terms.
@@ -164,7 +164,7 @@ class LetterTokenizer(RQVAETokenizer):
 def register_tokenizers(register) -> None:
     register(
         TokenizerSpec(
-            name="letter",
+            name="letter", version="002c6e92b394",
             factory=lambda params, seed: LetterTokenizer(params, seed),
             kind="codes",
             description="LETTER: RQ-VAE + CF alignment (warm items) + codebook diversity (+ collision level)",

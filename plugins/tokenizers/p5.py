@@ -29,10 +29,10 @@ from scipy.sparse.linalg import eigsh
 
 from benchmark import hookimpl
 from benchmark.cache import array_digest, artifact_path, content_hash, load_identifiers, save_identifiers
-from benchmark.clustering import kmeans
 from benchmark.code_trie import collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, TrainingData
 from benchmark.errors import ParameterError, PluginError
+from benchmark.nn.clustering import kmeans
 from benchmark.params import Param
 
 PATH_SEPARATOR = " > "
@@ -341,7 +341,7 @@ class CollaborativeTokenizer:
 def register_tokenizers(register) -> None:
     register(
         TokenizerSpec(
-            name="tid",
+            name="tid", version="6c362fd4453e",
             factory=lambda params, seed: TitleTokenizer(params),
             kind="text",
             description="P5-TID: the item's title is its identifier (duplicates numbered)",
@@ -350,7 +350,7 @@ def register_tokenizers(register) -> None:
     )
     register(
         TokenizerSpec(
-            name="semid",
+            name="semid", version="6c362fd4453e",
             factory=lambda params, seed: SemanticTokenizer(params),
             kind="codes",
             description="P5-SemID: category path codes plus a final number per item",
@@ -359,7 +359,7 @@ def register_tokenizers(register) -> None:
     )
     register(
         TokenizerSpec(
-            name="cid",
+            name="cid", version="6c362fd4453e",
             factory=CollaborativeTokenizer,
             kind="codes",
             description="P5-CID: recursive spectral clustering of training co-occurrence plus a final number",

@@ -146,7 +146,7 @@ class SetTokenizer:
 def register_tokenizers(register) -> None:
     register(
         TokenizerSpec(
-            name="setrec",
+            name="setrec", version="49d72561d1e5",
             factory=lambda params, seed: SetTokenizer(params, seed),
             kind="token_set",
             description="SETRec: a CF token + N semantic tokens from a shared autoencoder, trained "

@@ -17,7 +17,7 @@ which writes the same model out:
 - eq. (2): ``L_sem = ||s - s_hat||^2 + sum_l ||sg[r_{l-1}] - e_{l,c_l}||^2
   + mu ||r_{l-1} - sg[e_{l,c_l}]||^2`` (codebook term + ``mu`` = 0.25 commitment term).
 
-Codebooks start from k-means (:func:`benchmark.clustering.kmeans`) on the first batch's
+Codebooks start from k-means (:func:`benchmark.nn.clustering.kmeans`) on the first batch's
 residuals (TIGER). The ``tiny`` profile trains with AdamW at 1e-3 (LETTER's setting)
 instead of TIGER's Adagrad at 0.4, which diverged here. So that codebooks do not
 collapse onto a few entries, every ``dead_code_interval`` epochs the codes no item
@@ -44,10 +44,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark.cache import array_digest, artifact_path, load_array, load_json, save_array, save_json
-from benchmark.clustering import kmeans
 from benchmark.code_trie import codebook_utilisation, collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TrainingData
 from benchmark.errors import ParameterError
+from benchmark.nn.clustering import kmeans
 from benchmark.params import Param
 
 PARAMS = (

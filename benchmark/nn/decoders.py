@@ -1,4 +1,4 @@
-"""Model adapters for :func:`benchmark.beam_search.beam_search`.
+"""Model adapters for :func:`benchmark.nn.beam_search.beam_search`.
 
 :class:`T5Decoder` decodes a ``transformers`` T5 (any ``T5ForConditionalGeneration``,
 random-init or pretrained) for ``n_cases x beam`` rows at once:

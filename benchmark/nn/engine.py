@@ -1,0 +1,304 @@
+"""The training engine: one loop for every neural recommender and trained tokenizer.
+
+A model hands the engine its batches, its loss and (optionally) its validation; the engine
+owns everything else, declared once in :data:`ENGINE_PARAMS`:
+
+- **AdamW** on the model's trainable parameters, gradients clipped at norm 1;
+- **a schedule counted in optimiser steps**: a linear warm-up over ``warmup`` of the step
+  budget, then ``cosine`` decay to zero over ``schedule_steps`` steps (0: ``epochs`` x
+  steps per epoch, which ties the decay to the epoch cap) or a ``constant`` rate;
+- **validation** every ``validate_every`` epochs (and at the last one), **early stopping**
+  after ``patience`` validations without gain of the metric, with the best weights
+  restored; caps on ``epochs`` and on ``max_train_seconds`` of wall time;
+- **a checkpoint after every validation** (weights, optimiser, scheduler, RNG states,
+  stopper, epoch records, seconds) in the run's cache, written to a temporary file and
+  renamed: a fit killed at any moment, SIGKILL included, resumes from its last checkpoint
+  and ends with the weights an uninterrupted fit would have; the file is deleted when the
+  fit ends;
+- **precision**: ``fp32``, or ``bf16`` autocast of the forward pass and loss (CPU and CUDA);
+- a progress bar counting samples, with samples/s and ETA;
+- each validated epoch's record (validation metrics, mean loss, seconds, samples seen,
+  learning rate) goes to ``context.epoch_end`` and so to the stored run.
+
+A model that declares fewer of these parameters (a tokenizer without validation, say)
+trains with the declared defaults for the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable, Sized
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.cache import artifact_path, discard_unreadable
+from benchmark.errors import ParameterError
+from benchmark.params import Param
+
+SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("fp32", "bf16")
+CHECKPOINT_FORMAT = 1
+
+ENGINE_PARAMS = (
+    Param("learning_rate", float, 1e-3, "peak AdamW learning rate (after the linear warm-up)",
+          profiles={"tiny": 3e-3}, minimum=0.0, low=5e-4, high=1e-2, log=True),
+    Param("weight_decay", float, 0.01, "AdamW weight decay", minimum=0.0, low=1e-4, high=0.1, log=True),
+    Param("warmup", float, 0.05, "share of the schedule's steps spent warming up linearly", minimum=0.0,
+          maximum=1.0),
+    Param("schedule", str, "cosine", "after the warm-up: cosine (decay to zero over schedule_steps) or "
+          "constant", unkeyed_default=True),
+    Param("schedule_steps", int, 0, "optimiser steps of the warm-up + cosine schedule (0: epochs x steps "
+          "per epoch, so the decay ends at the epoch cap)", minimum=0, unkeyed_default=True),
+    Param("batch_size", int, 256, "training samples per optimiser step", minimum=1),
+    Param("epochs", int, 200, "maximum training epochs", profiles={"tiny": 4}, minimum=1),
+    Param("patience", int, 10, "validations without gain of validation NDCG@10 before stopping",
+          profiles={"tiny": 2}, minimum=1),
+    Param("validate_every", int, 1, "epochs between validations (the last epoch is always validated)",
+          minimum=1, unkeyed_default=True),
+    Param("max_train_seconds", float, 0.0, "stop training after this many seconds (0: no cap); the epoch "
+          "running then is validated first", minimum=0.0, unkeyed_default=True),
+    Param("precision", str, "fp32", "fp32, or bf16 (autocast of the forward pass and loss, CPU or CUDA)",
+          unkeyed_default=True),
+    Param("device", str, "auto", "auto (cuda when available), cpu or cuda"),
+)
+_DECLARED = {p.name: p for p in ENGINE_PARAMS}
+
+
+def check_engine_params(params: dict[str, Any], owner: str) -> None:
+    """The engine's string parameters name known choices (only those ``params`` declares)."""
+    for name, choices in (("device", ("auto", "cpu", "cuda")), ("schedule", SCHEDULES),
+                          ("precision", PRECISIONS)):
+        if name in params and params[name] not in choices:
+            raise ParameterError(f"{owner}: parameter {name!r} is {params[name]!r}; give "
+                                 f"{', '.join(choices[:-1])} or {choices[-1]}")
+
+
+def setting(params: dict[str, Any], name: str) -> Any:
+    """``params[name]``, or the engine's declared default when the model does not declare it."""
+    return params[name] if name in params else _DECLARED[name].default
+
+
+def pick_device(choice: str, context_device: str, owner: str) -> torch.device:
+    """``auto`` (the fit context's device), ``cpu`` or ``cuda`` (refused without CUDA)."""
+    if choice == "auto":
+        return torch.device(context_device or "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"{owner}: device=cuda but no CUDA device is available; use auto or cpu")
+    return torch.device(choice)
+
+
+def schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: int,
+             warmup_share: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_share`` of ``total_steps``, then cosine decay to zero at
+    ``total_steps`` (and zero after it) or, with ``kind='constant'``, the peak rate."""
+    warmup = max(1, int(warmup_share * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class EarlyStopping:
+    """Keep the best weights by a validation metric; stop after ``patience`` validations
+    without gain. The best weights stay in memory, so the weights kept are the ones
+    validation chose, never the last ones."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best = -float("inf")
+        self.best_epoch = -1
+        self.flat = 0
+        self.state: dict | None = None
+
+    def step(self, value: float, epoch: int, model: torch.nn.Module) -> bool:
+        """Record one validation; True when training should stop."""
+        if value > self.best:
+            self.best, self.best_epoch, self.flat = value, epoch, 0
+            self.state = copy.deepcopy(model.state_dict())
+        else:
+            self.flat += 1
+        return self.flat >= self.patience
+
+    def restore(self, model: torch.nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
+@dataclass
+class TrainingResult:
+    """How a fit ended: epochs run, the chosen epoch (0-based; -1 without validation), why
+    it stopped (``patience``, ``epoch cap`` or ``time cap``), the validated epochs' records
+    and the wall time (summed over resumed attempts)."""
+
+    epochs: int
+    best_epoch: int
+    stop_reason: str
+    records: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from: int | None = None
+
+    @property
+    def best_record(self) -> dict[str, float]:
+        return next(r for r in self.records if r["epoch"] == self.best_epoch)
+
+    def summary(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "best_epoch": self.best_epoch, "stop_reason": self.stop_reason,
+                "seconds": round(self.seconds, 3), "resumed_from": self.resumed_from}
+
+
+def checkpoint_path(context, name: str) -> Path:
+    """Where the fit ``name`` of the run of ``context`` keeps its checkpoint."""
+    run = context.run
+    digest = context.data.digest if context.data is not None else ""
+    return artifact_path(context.cache_dir, "checkpoints", run.dataset, run.split, digest, run.method, run.params,
+                         run.seed, run.profile, run.versions, context.keep_seen, name, suffix=".pt")
+
+
+def _rng_states() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+        return state
+    except Exception as error:  # a half-copied or foreign file: refit from the start
+        discard_unreadable(path, error)
+        return None
+
+
+def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, samples_per_epoch: int,
+          epoch_batches: Callable[[int], Iterable[Sized]], loss_of: Callable[[Any], torch.Tensor],
+          validate: Callable[[], dict[str, float]] | None = None, metric: str = "ndcg@10",
+          checkpoints: bool = True) -> TrainingResult:
+    """Train ``model`` with the engine's parameters in ``params`` (see the module docstring).
+
+    ``epoch_batches(epoch)`` yields the epoch's batches (each with a length: its samples)
+    and must depend on ``epoch`` and the seed only, so a resumed fit sees the same batches;
+    ``loss_of(batch)`` is the batch's loss, or a dict of named parts whose ``loss`` is trained
+    (every part's epoch mean is recorded); ``validate()`` returns validation metrics with
+    ``metric`` (higher is better): early stopping and the epoch records use it. Without
+    ``validate`` every epoch runs and is checkpointed, no record reaches
+    ``context.epoch_end`` and the last weights are kept. The model is left in eval mode and
+    the summary goes to ``context.run.state['training'][name]``.
+    """
+    epochs, batch_size = setting(params, "epochs"), setting(params, "batch_size")
+    steps = max(1, math.ceil(samples_per_epoch / batch_size))
+    every, cap = setting(params, "validate_every"), setting(params, "max_train_seconds")
+    parameters = [x for x in model.parameters() if x.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=setting(params, "learning_rate"),
+                                  weight_decay=setting(params, "weight_decay"))
+    scheduler = schedule(optimizer, setting(params, "schedule"),
+                         setting(params, "schedule_steps") or steps * epochs, setting(params, "warmup"))
+    stopper = EarlyStopping(setting(params, "patience"))
+    device = next(iter(parameters)).device if parameters else torch.device("cpu")
+    bf16 = setting(params, "precision") == "bf16"
+    records: list[dict[str, float]] = []
+    path = checkpoint_path(context, name) if checkpoints else None
+    first, seconds, samples, resumed = 0, 0.0, 0, None
+    saved = _load(path) if path is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        stopper.__dict__.update(saved["stopper"])
+        records, seconds, samples = saved["records"], saved["seconds"], saved["samples"]
+        first = resumed = saved["epoch"] + 1
+        _set_rng_states(saved["rng"])
+        print(f"{name}: resuming from the checkpoint after epoch {saved['epoch']} ({path})", file=sys.stderr,
+              flush=True)
+        for record in records if validate is not None else []:  # this process's hooks have not seen them
+            context.epoch_end(int(record["epoch"]), {k: v for k, v in record.items() if k != "epoch"})
+    bar = tqdm(total=samples_per_epoch * epochs, initial=samples_per_epoch * first, desc=name, unit="sample",
+               unit_scale=True, disable=not context.progress, leave=False)
+    reason, epoch = "epoch cap", first - 1
+    started = time.perf_counter() - seconds
+    for epoch in range(first, epochs):
+        model.train()
+        parts: dict[str, list[float]] = {}
+        timed_out = False
+        for batch in epoch_batches(epoch):
+            with torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext():
+                out = loss_of(batch)
+            loss = out["loss"] if isinstance(out, dict) else out
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            for part, value in (out.items() if isinstance(out, dict) else [("loss", loss)]):
+                parts.setdefault(part, []).append(float(value.detach()))
+            samples += len(batch)
+            bar.update(len(batch))
+            if cap and time.perf_counter() - started >= cap:
+                timed_out = True
+                break
+        model.eval()
+        last = timed_out or epoch == epochs - 1
+        validating = validate is not None and (last or (epoch + 1) % every == 0)
+        if validate is not None and not validating:
+            continue
+        metrics = {**(validate() if validating else {}), **{k: float(np.mean(v)) for k, v in parts.items()},
+                   "seconds": time.perf_counter() - started, "samples": float(samples),
+                   "lr": float(scheduler.get_last_lr()[0])}
+        records.append({"epoch": epoch, **metrics})
+        stop = False
+        if validating:
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", **{metric.replace("@", ""): f"{metrics[metric]:.4f}"})
+            context.epoch_end(epoch, metrics)
+            stop = stopper.step(metrics[metric], epoch, model)
+        if path is not None and not (stop or last):
+            _save(path, {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model": model.state_dict(),
+                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "stopper": dict(stopper.__dict__), "records": records,
+                         "seconds": time.perf_counter() - started, "samples": samples, "rng": _rng_states()})
+        if stop or timed_out:
+            reason = "patience" if stop else "time cap"
+            break
+    bar.close()
+    stopper.restore(model)
+    model.eval()
+    if path is not None:
+        path.unlink(missing_ok=True)
+    result = TrainingResult(epochs=epoch + 1, best_epoch=stopper.best_epoch, stop_reason=reason, records=records,
+                            seconds=time.perf_counter() - started, resumed_from=resumed)
+    context.run.state.setdefault("training", {})[name] = result.summary()
+    return result
