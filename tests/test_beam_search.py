@@ -224,7 +224,7 @@ def test_t5_decoder_steps_give_the_models_own_logits(gated, short_prefix, monkey
     products (short prefixes) and by matrix products (long ones)."""
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from benchmark import decoders
+    from benchmark.nn import decoders
     from benchmark.nn.decoders import T5Decoder
 
     monkeypatch.setattr(decoders, "SHORT_PREFIX", short_prefix)

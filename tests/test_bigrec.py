@@ -78,10 +78,10 @@ def test_atomic_identifiers_are_refused_with_the_tokenizer_to_use():
         recommender._build(ItemIdentifiers(kind="atomic", n_items=data.n_items), data)
 
 
-def test_a_causal_lm_saved_with_save_pretrained_writes_and_grounds_with_lora(tmp_path):
+def test_a_causal_lm_saved_with_save_pretrained_writes_and_grounds_with_lora(tmp_path, shared_cache):
     folder = saved_causal_lm(tmp_path / "tiny-causal-lm")
     row, evaluation, _ = execute(RunRequest("synthetic", "loo", "bigrec", params={
         **{f"recommender.{k}": v for k, v in TINY.items()}, "recommender.model_path": str(folder),
-        "recommender.lora_rank": 4}), tmp_path, False)
+        "recommender.lora_rank": 4}), shared_cache, False)
     assert row["backbone"] == f"causal LM {folder} LoRA r4"
     assert (evaluation.rankings >= 0).all()

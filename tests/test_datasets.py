@@ -99,3 +99,14 @@ def test_synthetic_has_planted_sequential_structure():
     pairs = sum(sum(v.values()) for v in follows.values())
     best = sum(max(v.values()) for v in follows.values())
     assert best / pairs > 0.5
+
+
+def test_synthetic_takes_a_seed_or_a_seed_and_its_size():
+    from benchmark.runner import load_dataset
+
+    small = load_dataset("synthetic:0,100,48")
+    assert len(small.sequences) <= 100 and small.n_items <= 48
+    assert load_dataset("synthetic:0,100,48").n_items == small.n_items
+    for bad in ("x", "0,100", "0,0,48", "0,100,4", "-1"):
+        with pytest.raises(DatasetError, match=rf"synthetic:{bad}: write synthetic:SEED or"):
+            load_dataset(f"synthetic:{bad}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from benchmark.runner import RunRequest, execute
 from benchmark.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
+SMOKE = "synthetic:0,100,48"
 
 
 class Toy(torch.nn.Module):
@@ -163,11 +165,13 @@ def test_bf16_autocast_trains(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["tiger", "setrec"])
-def test_run_killed_with_sigkill_mid_fit_resumes_to_the_uninterrupted_curve(method, tmp_path):
-    params = {"recommender.epochs": 3, "recommender.patience": 3, "recommender.valid_cases": 60}
-    whole, _, _ = execute(RunRequest("synthetic", "loo", method, params=params), tmp_path / "whole", progress=False)
+def test_run_killed_with_sigkill_mid_fit_resumes_to_the_uninterrupted_curve(method, tmp_path, shared_cache):
+    params = {"recommender.epochs": 3, "recommender.patience": 3}
+    whole, _, _ = execute(RunRequest(SMOKE, "loo", method, params=params), shared_cache, progress=False)
+    # The killed run's cache starts with the embeddings and identifiers (not the checkpoints).
     cache, url = tmp_path / "cache", f"sqlite:///{tmp_path}/results.db"
-    command = [sys.executable, "-m", "benchmark.cli", "run", "--dataset", "synthetic", "--split", "loo",
+    shutil.copytree(shared_cache, cache, ignore=shutil.ignore_patterns("checkpoints"))
+    command = [sys.executable, "-m", "benchmark.cli", "run", "--dataset", SMOKE, "--split", "loo",
                "--methods", method, "--store", url, "--cache", str(cache), "--leaderboards", str(tmp_path / "b"),
                "--seeds", "0", "--no-progress"] + [f"--param={k}={v}" for k, v in params.items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

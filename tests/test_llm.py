@@ -76,11 +76,11 @@ def test_parameter_faults_fail_before_fitting():
         resolve_method("lcrec", "tiny", {"recommender.device": "tpu"})
 
 
-def test_a_causal_lm_saved_with_save_pretrained_loads_with_lora(tmp_path):
+def test_a_causal_lm_saved_with_save_pretrained_loads_with_lora(tmp_path, shared_cache):
     folder = saved_causal_lm(tmp_path / "tiny-causal-lm")
     row, evaluation, split = execute(RunRequest("synthetic", "loo", "lcrec", params={
         **TINY, "recommender.model_path": str(folder), "recommender.lora_rank": 4,
-        "recommender.tasks": "seq"}), tmp_path, False)
+        "recommender.tasks": "seq"}), shared_cache, False)
     assert row["backbone"] == f"causal LM {folder} LoRA r4"
     assert (evaluation.rankings >= 0).all()
     for case, seen in enumerate(split.test.seen):  # seen items are pruned in the trie

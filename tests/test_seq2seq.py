@@ -88,12 +88,12 @@ def test_validation_sample_is_fixed_and_shared():
     assert validation_sample(valid, None) is valid and validation_sample(valid, 10**6) is valid
 
 
-def test_tiger_beats_popularity_on_planted_structure(tmp_path):
-    pop, _, _ = execute(RunRequest("synthetic", "loo", "pop"), tmp_path, False)
+def test_tiger_beats_popularity_on_planted_structure(shared_cache):
+    pop, _, _ = execute(RunRequest("synthetic", "loo", "pop"), shared_cache, False)
     tiger, evaluation, split = execute(
         RunRequest("synthetic", "loo", "tiger", params={**SMALL, "recommender.epochs": 4,
                                                          "recommender.prefixes_per_user": 0}),
-        tmp_path, False)
+        shared_cache, False)
     assert tiger["metrics"]["all"]["ndcg@10"] > 2 * pop["metrics"]["all"]["ndcg@10"]
     # Constrained decoding: every list is full, of real items, none of them seen.
     assert (evaluation.rankings >= 0).all()
@@ -103,11 +103,11 @@ def test_tiger_beats_popularity_on_planted_structure(tmp_path):
     assert tiger["info"]["epochs"] and "loss" in tiger["info"]["epochs"][0]
 
 
-def test_unconstrained_decoding_records_the_invalid_identifier_share(tmp_path):
+def test_unconstrained_decoding_records_the_invalid_identifier_share(shared_cache):
     row, evaluation, _ = execute(
         RunRequest("synthetic", "loo", "tiger", params={**SMALL, "recommender.epochs": 1,
                                                          "recommender.decoding": "unconstrained"}),
-        tmp_path, False)
+        shared_cache, False)
     share = row["extra_metrics"]["generation/invalid_id_share"]
     assert 0.0 < share <= 1.0
     assert (evaluation.rankings >= -1).all()

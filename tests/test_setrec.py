@@ -129,9 +129,9 @@ def test_parameter_faults_fail_before_fitting():
         resolve_method("setrec", "tiny", {"recommender.lora_rank": 8})
 
 
-def test_beta_is_chosen_on_validation_and_stored(tmp_path):
+def test_beta_is_chosen_on_validation_and_stored(shared_cache):
     request = RunRequest("synthetic", "loo", "setrec", params={**FAST, "recommender.beta_grid": "0,0.5,1"})
-    fitted = fit(request, tmp_path, False)
+    fitted = fit(request, shared_cache, False)
     recommender, epoch = fitted.recommender, fitted.run.state["epochs"][0]
     # The chosen beta is the grid value with the best validation N@10 of the kept weights.
     by_beta = {}
@@ -141,18 +141,18 @@ def test_beta_is_chosen_on_validation_and_stored(tmp_path):
     assert len(set(by_beta.values())) > 1
     assert epoch["beta"] == max(by_beta, key=lambda b: (by_beta[b], -b))
     assert epoch["ndcg@10"] == pytest.approx(by_beta[epoch["beta"]])
-    row, _, _ = execute(request, tmp_path, False)
+    row, _, _ = execute(request, shared_cache, False)
     assert row["extra_metrics"]["selection/beta"] == row["info"]["epochs"][0]["beta"]
     assert row["info"]["identifiers"]["joint"] is True
     assert row["info"]["identifiers"]["beta"] == row["extra_metrics"]["selection/beta"]
 
 
-def test_setrec_beats_popularity_and_reaches_cold_items(tmp_path):
-    pop, _, _ = execute(RunRequest("synthetic", "loo", "pop"), tmp_path, False)
+def test_setrec_beats_popularity_and_reaches_cold_items(shared_cache):
+    pop, _, _ = execute(RunRequest("synthetic", "loo", "pop"), shared_cache, False)
     setrec, _, _ = execute(RunRequest("synthetic", "loo", "setrec", params={"recommender.epochs": 3}),
-                           tmp_path, False)
+                           shared_cache, False)
     assert setrec["metrics"]["all"]["ndcg@10"] > 2 * pop["metrics"]["all"]["ndcg@10"]
-    cold, evaluation, split = execute(RunRequest("synthetic", "cold-items", "setrec", params=FAST), tmp_path, False)
+    cold, evaluation, split = execute(RunRequest("synthetic", "cold-items", "setrec", params=FAST), shared_cache, False)
     cold_items = set(np.flatnonzero(split.train_counts == 0).tolist())
     assert set(evaluation.rankings.ravel().tolist()) & cold_items  # scored through semantic tokens
 

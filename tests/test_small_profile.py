@@ -9,7 +9,7 @@ import pytest
 
 from benchmark.errors import PluginError
 from benchmark.methods import resolve_method
-from plugins.recommenders import backbones
+from benchmark.nn import causal_lm as backbones
 
 
 @pytest.mark.parametrize("method", ["lcrec", "letter-lcrec", "bigrec", "lamia"])

@@ -24,7 +24,7 @@ from benchmark.evaluation.identifier_diagnostics import cf_neighbour_overlap, co
 from benchmark.nn import rqvae as rqvae_model
 from benchmark.nn.clustering import kmeans
 from benchmark.params import resolve
-from benchmark.runner import load_split
+from benchmark.runner import load_split, make_context
 from benchmark.services import text_embeddings
 from plugins.evaluators.tokenizer_diagnostics import tokenizer_diagnostics
 from plugins.tokenizers import lcrec, letter
@@ -55,7 +55,7 @@ def fake_cf(monkeypatch) -> dict:
     """LETTER reads a fixed random CF array instead of training SASRec; ``state`` can alter it."""
     state: dict = {"cold_fill": None}
 
-    def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True) -> np.ndarray:
+    def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True, **services) -> np.ndarray:
         cf = np.random.default_rng(7).normal(size=(data.n_items, 12)).astype(np.float32)
         if state["cold_fill"] is not None:
             cf[data.train_counts == 0] = state["cold_fill"]
@@ -65,14 +65,10 @@ def fake_cf(monkeypatch) -> dict:
     return state
 
 
-def context(cache_dir: Path, data: TrainingData | None = None) -> FitContext:
+def context(cache_dir: Path, data: TrainingData) -> FitContext:
+    """The harness's fit context (its embedding services included), without lifecycle hooks."""
     run = RunInfo(dataset="synthetic", split="loo", method="test", params={}, seed=0, profile="tiny")
-
-    def no_validation(recommender):
-        raise NotImplementedError("tokenizers do not validate")
-
-    return FitContext(run=run, seed=0, profile="tiny", cache_dir=str(cache_dir), validate=no_validation,
-                      epoch_end=lambda epoch, metrics: None, data=data, progress=False)
+    return make_context(run, data, cache_dir, progress=False, hooks=False)
 
 
 def fit(name: str, data: TrainingData, cache_dir: Path, **overrides) -> ItemIdentifiers:
@@ -293,7 +289,7 @@ def test_evaluator_uses_only_cached_cf_embeddings(tmp_path: Path) -> None:
 def test_inspect_command_prints_diagnostics(monkeypatch, cache: Path, capsys) -> None:
     from benchmark import cli
     monkeypatch.setattr(services, "cf_embeddings",
-                        lambda data, context, train=True: np.random.default_rng(0).normal(size=(data.n_items, 4)))
+                        lambda data, context, train=True, **_: np.random.default_rng(0).normal(size=(data.n_items, 4)))
     argv = ["inspect", "tokenizer", "--dataset", "synthetic", "--tokenizer", "rqvae", "--cache", str(cache),
             "--no-progress"] + [arg for key, value in TINY.items() for arg in ("--param", f"{key}={value}")]
     assert cli.main(argv) == 0

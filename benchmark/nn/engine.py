@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sized
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,13 @@ ENGINE_PARAMS = (
     Param("device", str, "auto", "auto (cuda when available), cpu or cuda"),
 )
 _DECLARED = {p.name: p for p in ENGINE_PARAMS}
+
+
+def engine_param(name: str, **changes: Any) -> Param:
+    """The engine's declaration of ``name`` with other defaults, help or ranges, for a model
+    whose samples differ (a tokenizer stepping over items, say): the name and meaning stay
+    the engine's."""
+    return replace(_DECLARED[name], **changes)
 
 
 def check_engine_params(params: dict[str, Any], owner: str) -> None:

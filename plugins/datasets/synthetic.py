@@ -1,4 +1,5 @@
-"""Seeded synthetic data with planted sequential structure: ``synthetic`` or ``synthetic:SEED``."""
+"""Seeded synthetic data with planted sequential structure: ``synthetic``, ``synthetic:SEED``
+or ``synthetic:SEED,USERS,ITEMS`` (a smaller or larger catalogue for smoke runs)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,18 @@ from benchmark.errors import DatasetError
 
 
 def _load(argument: str | None):
+    parts = argument.split(",") if argument else []
     try:
-        seed = int(argument) if argument else 0
+        numbers = [int(part) for part in parts]
     except ValueError:
-        raise DatasetError(f"synthetic:{argument}: the argument is an integer seed") from None
-    return make_synthetic(seed=seed)
+        numbers = []
+    if argument and (len(numbers) not in (1, 3) or any(n < 0 for n in numbers)
+                     or (len(numbers) == 3 and (numbers[1] < 1 or numbers[2] < 8))):
+        raise DatasetError(f"synthetic:{argument}: write synthetic:SEED or synthetic:SEED,USERS,ITEMS with "
+                           "integers (at least 1 user and 8 items), e.g. synthetic:0,100,48")
+    if len(numbers) == 3:
+        return make_synthetic(seed=numbers[0], n_users=numbers[1], n_items=numbers[2])
+    return make_synthetic(seed=numbers[0] if numbers else 0)
 
 
 @hookimpl
@@ -25,6 +33,6 @@ def register_datasets(register) -> None:
             description="300 users, 120 items in 8 topic chains; planted sequential structure",
             takes_argument=True,
             argument_required=False,
-            argument_help="integer seed (default 0)",
+            argument_help="integer seed (default 0), or SEED,USERS,ITEMS",
         )
     )

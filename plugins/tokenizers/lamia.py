@@ -49,7 +49,7 @@ from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, Tra
 from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.causal_lm import base_model, causal_lm, load_tokenizer, special_ids
 from benchmark.nn.clustering import kmeans
-from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.engine import check_engine_params, engine_param, pick_device, train
 from benchmark.nn.rqvae import cached_codes, code_identifiers
 from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches
 from benchmark.params import Param
@@ -80,13 +80,13 @@ PARAMS = (
     Param("codebook_size", int, 256, "k-means clusters per palette position", profiles={"tiny": 32},
           minimum=2, choices=(16, 32, 64, 128, 256)),
     Param("kmeans_iterations", int, 50, "Lloyd iterations of each k-means", minimum=1),
-    Param("learning_rate", float, 1e-4, "peak AdamW learning rate (paper: 1e-4)", profiles={"tiny": 2e-3},
-          minimum=0.0, low=1e-4, high=1e-2, log=True),
-    Param("weight_decay", float, 0.01, "AdamW weight decay", minimum=0.0),
-    Param("batch_size", int, 128, "items per step, each with all its tasks (paper: 128)",
-          profiles={"tiny": 64}, minimum=2),
-    Param("epochs", int, 10, "passes over the catalog", profiles={"tiny": 6}, minimum=1),
-    Param("device", str, "auto", "auto (cuda when available), cpu or cuda"),
+    engine_param("learning_rate", default=1e-4, help="peak AdamW learning rate (paper: 1e-4)",
+                 profiles={"tiny": 2e-3}, low=1e-4, high=1e-2),
+    engine_param("weight_decay", low=None, high=None, log=False),
+    engine_param("batch_size", default=128, help="items per step, each with all its tasks (paper: 128)",
+                 profiles={"tiny": 64}, minimum=2),
+    engine_param("epochs", default=10, help="passes over the catalog", profiles={"tiny": 6}),
+    engine_param("device"),
 )
 
 
