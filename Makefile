@@ -19,9 +19,9 @@ run: $(STAMP)
 		--methods pop,sasrec-ce,sasrec-bce,lightgcn --seeds 0,1,2
 
 # pytest exits 5 when it collected no test: that fails too, with a message. One test process
-# per core (pytest-xdist); --durations lists the slowest tests.
+# per core (pytest-xdist, idle workers steal queued tests); --durations lists the slowest tests.
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --durations=15 || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status; }
+	$(PY) -m pytest -q -n auto --dist worksteal --durations=15 || { status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check benchmark plugins tests

@@ -116,8 +116,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     _check_overrides(overrides, methods)
     # Each run's method is resolved once, here: the same object gives the run key and the fit.
     tuned: dict[tuple[str, str], tuple[dict, int]] = {}
-    resolved = {(split, method): resolve_method(method, args.profile, _method_overrides(overrides, method))
-                for split in splits for method in methods}
+    once = {method: resolve_method(method, args.profile, _method_overrides(overrides, method)) for method in methods}
+    resolved = {(split, method): once[method] for split in splits for method in methods}
     _check_folder("--cache", args.cache)
     boards = board_dir(args)
     _check_folder("--leaderboards", boards)

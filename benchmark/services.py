@@ -28,7 +28,7 @@ from benchmark import plugins
 from benchmark.cache import artifact_path, content_hash, load_array, save_array
 from benchmark.components import FitContext, ItemIdentifiers, RunInfo, TrainingData
 from benchmark.errors import PluginError
-from benchmark.methods import resolve_method
+from benchmark.methods import ResolvedMethod, resolve_method
 from benchmark.params import resolve
 
 DEFAULT_CF_METHOD = "sasrec-ce"
@@ -63,11 +63,11 @@ def cf_method() -> str:
     return os.environ.get(CF_METHOD_ENV) or DEFAULT_CF_METHOD
 
 
-def cf_cache_path(data: TrainingData, context: FitContext) -> Path:
-    """Where the CF embeddings for ``data``'s training part live (method, params, versions included)."""
-    name = cf_method()
-    method = resolve_method(name, context.profile)
-    return artifact_path(context.cache_dir, "cf", data.digest, name, method.params, context.profile,
+def cf_cache_path(data: TrainingData, context: FitContext, method: ResolvedMethod | None = None) -> Path:
+    """Where the CF embeddings for ``data``'s training part live (method, params, versions included);
+    ``method``: the CF method already resolved for ``context.profile``."""
+    method = method or resolve_method(cf_method(), context.profile)
+    return artifact_path(context.cache_dir, "cf", data.digest, cf_method(), method.params, context.profile,
                          method.versions, CF_SEED)
 
 
@@ -79,12 +79,12 @@ def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True, *
     evaluator never trains a model. ``make_context`` builds the CF fit's own context (the
     runner's :func:`~benchmark.runner.make_context`).
     """
-    path = cf_cache_path(data, context)
+    name = cf_method()
+    method = resolve_method(name, context.profile)
+    path = cf_cache_path(data, context, method)
     cached = load_array(path)
     if cached is not None or not train:
         return cached
-    name = cf_method()
-    method = resolve_method(name, context.profile)
     run = RunInfo(dataset=context.run.dataset, split=context.run.split, method=f"cf:{name}",
                   params=method.params, seed=CF_SEED, profile=context.profile, versions=method.versions)
     # Its own context: epochs are recorded in its RunInfo and reach no lifecycle hook.

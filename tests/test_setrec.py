@@ -130,7 +130,7 @@ def test_parameter_faults_fail_before_fitting():
 
 
 def test_beta_is_chosen_on_validation_and_stored(shared_cache):
-    request = RunRequest("synthetic", "loo", "setrec", params={**FAST, "recommender.beta_grid": "0,0.5,1"})
+    request = RunRequest("synthetic:0,100,48", "loo", "setrec", params={**FAST, "recommender.beta_grid": "0,0.5,1"})
     fitted = fit(request, shared_cache, False)
     recommender, epoch = fitted.recommender, fitted.run.state["epochs"][0]
     # The chosen beta is the grid value with the best validation N@10 of the kept weights.
@@ -152,7 +152,8 @@ def test_setrec_beats_popularity_and_reaches_cold_items(shared_cache):
     setrec, _, _ = execute(RunRequest("synthetic", "loo", "setrec", params={"recommender.epochs": 3}),
                            shared_cache, False)
     assert setrec["metrics"]["all"]["ndcg@10"] > 2 * pop["metrics"]["all"]["ndcg@10"]
-    cold, evaluation, split = execute(RunRequest("synthetic", "cold-items", "setrec", params=FAST), shared_cache, False)
+    cold, evaluation, split = execute(RunRequest("synthetic:0,100,48", "cold-items", "setrec", params=FAST),
+                                      shared_cache, False)
     cold_items = set(np.flatnonzero(split.train_counts == 0).tolist())
     assert set(evaluation.rankings.ravel().tolist()) & cold_items  # scored through semantic tokens
 
