@@ -7,6 +7,7 @@ overrides into a validated, typed ``dict``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,8 @@ class Param:
     with neither is fixed during tuning. ``minimum``/``maximum`` are the values the code
     accepts at all (``epochs`` >= 1), checked on every value a user or a trial gives,
     whether or not the parameter is tuned; the search range must lie within them.
-    ``profiles`` overrides ``default`` per profile. ``unkeyed_default`` marks a parameter
+    ``profiles`` overrides ``default`` per profile. A float must be finite (``inf`` and
+    ``nan`` are refused) unless ``nonfinite`` declares them meaningful. ``unkeyed_default`` marks a parameter
     added after rows were stored whose default reproduces what those rows did: at that
     default it stays out of the run key, so the rows keep their keys (any other value is
     keyed as usual).
@@ -52,6 +54,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     unkeyed_default: bool = False
+    nonfinite: bool = False
 
     def __post_init__(self) -> None:
         # A declaration error of the plugin's author: fail when the plugin is imported.
@@ -99,6 +102,11 @@ class Param:
             raise ParameterError(
                 f"{owner}: parameter {self.name!r} expects {self.type.__name__}, got {value!r}"
             ) from None
+        if isinstance(converted, float) and not math.isfinite(converted) and not self.nonfinite:
+            raise ParameterError(
+                f"{owner}: parameter {self.name!r} is {converted!r}; give a finite number"
+                + (f" ({self.allowed})" if self.minimum is not None or self.maximum is not None else "")
+            )
         if isinstance(converted, (int, float)) and not isinstance(converted, bool) \
                 and not self._within(converted):
             raise ParameterError(

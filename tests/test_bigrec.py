@@ -80,7 +80,7 @@ def test_atomic_identifiers_are_refused_with_the_tokenizer_to_use():
 
 def test_a_causal_lm_saved_with_save_pretrained_writes_and_grounds_with_lora(tmp_path, shared_cache):
     folder = saved_causal_lm(tmp_path / "tiny-causal-lm")
-    row, evaluation, _ = execute(RunRequest("synthetic", "loo", "bigrec", params={
+    row, evaluation, _ = execute(RunRequest("synthetic:0,100,48", "loo", "bigrec", params={
         **{f"recommender.{k}": v for k, v in TINY.items()}, "recommender.model_path": str(folder),
         "recommender.lora_rank": 4}), shared_cache, False)
     assert row["backbone"] == f"causal LM {folder} LoRA r4"

@@ -166,7 +166,7 @@ def test_bf16_autocast_trains(tmp_path):
 
 @pytest.mark.parametrize("method", ["tiger", "setrec"])
 def test_run_killed_with_sigkill_mid_fit_resumes_to_the_uninterrupted_curve(method, tmp_path, shared_cache):
-    params = {"recommender.epochs": 3, "recommender.patience": 3}
+    params = {"recommender.epochs": 2, "recommender.patience": 2}
     whole, _, _ = execute(RunRequest(SMOKE, "loo", method, params=params), shared_cache, progress=False)
     # The killed run's cache starts with the embeddings and identifiers (not the checkpoints).
     cache, url = tmp_path / "cache", f"sqlite:///{tmp_path}/results.db"

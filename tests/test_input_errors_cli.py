@@ -236,8 +236,29 @@ def test_search_range_and_defaults_must_lie_within_the_bounds():
         Param("epochs", int, 2, "epochs", low=0, high=5, minimum=1)
     with pytest.raises(ValueError, match="Param 'epochs': paper default 0 lies outside 1 or more"):
         Param("epochs", int, 2, "epochs", minimum=1, profiles={"paper": 0})
-    with pytest.raises(ParameterError, match="'rate' is nan, outside its allowed range"):
+    with pytest.raises(ParameterError, match=r"'rate' is nan; give a finite number \(0.0 to 1.0\)"):
         Param("rate", float, 0.5, "rate", minimum=0.0, maximum=1.0).coerce("nan", "owner")
+    assert Param("cap", float, 1.0, "cap", nonfinite=True).coerce("inf", "owner") == float("inf")
+
+
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        ("recommender.learning_rate=inf", "recommender 'seq2seq': parameter 'learning_rate' is inf; give a finite "
+         "number (0.0 or more)"),
+        ("recommender.max_train_seconds=-inf", "parameter 'max_train_seconds' is -inf; give a finite number"),
+        ("tokenizer.commitment_weight=inf", "tokenizer 'rqvae': parameter 'commitment_weight' is inf; give a "
+         "finite number"),
+        ("recommender.beam_size=5", "recommender 'seq2seq': parameter 'beam_size' is 5, outside its allowed range "
+         "(20 or more)"),
+    ],
+    ids=["inf-learning-rate", "minus-inf-time-cap", "inf-tokenizer-weight", "beam-narrower-than-the-list"],
+)
+def test_non_finite_floats_and_narrow_beams_fail_before_training(tmp_path, capsys, param, expected):
+    code = main(run_args(tmp_path, "--param", param, methods="pop,tiger"))
+    assert code == 2
+    assert expected in one_error_line(capsys)
+    assert stored_rows(tmp_path) == 0
 
 
 def test_validate_rejects_a_bad_argument_before_any_method_trains(register_plugin, tmp_path, capsys):

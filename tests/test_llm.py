@@ -78,7 +78,7 @@ def test_parameter_faults_fail_before_fitting():
 
 def test_a_causal_lm_saved_with_save_pretrained_loads_with_lora(tmp_path, shared_cache):
     folder = saved_causal_lm(tmp_path / "tiny-causal-lm")
-    row, evaluation, split = execute(RunRequest("synthetic", "loo", "lcrec", params={
+    row, evaluation, split = execute(RunRequest("synthetic:0,100,48", "loo", "lcrec", params={
         **TINY, "recommender.model_path": str(folder), "recommender.lora_rank": 4,
         "recommender.tasks": "seq"}), shared_cache, False)
     assert row["backbone"] == f"causal LM {folder} LoRA r4"

@@ -83,7 +83,8 @@ PARAMS = (
           profiles={"tiny": 10}, minimum=1),
     Param("rank_temperature", float, 1.0, "LETTER's ranking-guided loss temperature (1: plain cross-entropy)",
           minimum=0.05, maximum=5.0, low=0.5, high=1.2),
-    Param("beam_size", int, 20, "beams of the ranking beam search (>= the list length)", minimum=1),
+    Param("beam_size", int, 20, "beams of the ranking beam search (at least the ranked list's 20 items)",
+          minimum=20),
     Param("decode_batch", int, 32, "users per beam-search batch", minimum=1),
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
           "sample, the same for every method", profiles={"tiny": 500}, minimum=0),

@@ -68,7 +68,8 @@ PARAMS = (
           "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
     Param("rank_temperature", float, 1.0, "LETTER's ranking-guided loss temperature (1: plain "
           "cross-entropy; paper best 0.7-1.0)", minimum=0.05, maximum=5.0, low=0.5, high=1.2),
-    Param("beam_size", int, 20, "beams of the ranking beam search (>= the list length)", minimum=1),
+    Param("beam_size", int, 20, "beams of the ranking beam search (at least the ranked list's 20 items)",
+          minimum=20),
     Param("decoding", str, "constrained", "constrained (trie of valid identifiers) or unconstrained "
           "(measures the share of identifiers naming no item)"),
     Param("decode_batch", int, 64, "users per beam-search batch", minimum=1),
