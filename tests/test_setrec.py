@@ -149,7 +149,7 @@ def test_beta_is_chosen_on_validation_and_stored(shared_cache):
 
 def test_setrec_beats_popularity_and_reaches_cold_items(shared_cache):
     pop, _, _ = execute(RunRequest("synthetic", "loo", "pop"), shared_cache, False)
-    setrec, _, _ = execute(RunRequest("synthetic", "loo", "setrec", params={"recommender.epochs": 3}),
+    setrec, _, _ = execute(RunRequest("synthetic", "loo", "setrec", params={"recommender.epochs": 2}),
                            shared_cache, False)
     assert setrec["metrics"]["all"]["ndcg@10"] > 2 * pop["metrics"]["all"]["ndcg@10"]
     cold, evaluation, split = execute(RunRequest("synthetic:0,100,48", "cold-items", "setrec", params=FAST),
