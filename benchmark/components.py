@@ -319,9 +319,9 @@ class RecommenderSpec:
 
     ``version`` marks behaviour: it enters the run key of every run using this spec, so a
     change of the version re-runs those rows and a refactor that keeps it does not. Bump it
-    whenever the spec's results would change (``docs/hooks/README.md#versions-and-run-keys``). Empty (the
-    default): the run key uses a hash of the registering plugin's source instead, so any
-    edit of an unversioned plugin re-runs its rows.
+    whenever the spec's results would change (``docs/hooks/README.md#versions-and-run-keys``).
+    Empty (the default): the run key uses a hash of the registering plugin's source
+    instead, so any edit of an unversioned plugin re-runs its rows.
     """
 
     name: str

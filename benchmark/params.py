@@ -36,10 +36,10 @@ class Param:
     accepts at all (``epochs`` >= 1), checked on every value a user or a trial gives,
     whether or not the parameter is tuned; the search range must lie within them.
     ``profiles`` overrides ``default`` per profile. A float must be finite (``inf`` and
-    ``nan`` are refused) unless ``nonfinite`` declares them meaningful. ``unkeyed_default`` marks a parameter
-    added after rows were stored whose default reproduces what those rows did: at that
-    default it stays out of the run key, so the rows keep their keys (any other value is
-    keyed as usual).
+    ``nan`` are refused) unless ``nonfinite`` declares them meaningful. ``unkeyed_default``
+    marks a parameter added after rows were stored whose default reproduces what those
+    rows did: at that default it stays out of the run key, so the rows keep their keys (any
+    other value is keyed as usual).
     """
 
     name: str
