@@ -36,6 +36,28 @@ SHOWN_VERSIONS = ("genrec-bench", "torch", "recbole", "transformers", "peft", "n
                   "optuna")
 
 
+NOT_CONVERGED = "‡"
+
+
+def fits(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The validated training fits of a stored run: for each, epochs run, the chosen epoch
+    (1-based), why it stopped (``patience``, ``epoch cap``, ``time cap``; ``not recorded``
+    for runs stored before fits recorded it) and seconds. Empty for a method with nothing
+    to train (``pop``). Fits without validation (a tokenizer's fixed passes) are not
+    listed: no validation decided where they stopped."""
+    info = run["info"] or {}
+    summaries = [s for s in (info.get("training") or {}).values() if s.get("best_epoch", -1) >= 0]
+    if summaries:
+        return [{"epochs": int(s["epochs"]), "best": int(s["best_epoch"]) + 1, "stop": s["stop_reason"],
+                 "seconds": s.get("seconds")} for s in summaries]
+    records = [r for r in info.get("epochs") or [] if "ndcg@10" in r]
+    if not records:
+        return []
+    best = max(records, key=lambda r: r["ndcg@10"])  # the first of equal values, as early stopping keeps
+    return [{"epochs": int(records[-1]["epoch"]) + 1, "best": int(best["epoch"]) + 1, "stop": "not recorded",
+             "seconds": None}]
+
+
 @dataclass
 class Entry:
     """One leaderboard row: a method configuration and its runs over seeds."""
@@ -48,10 +70,28 @@ class Entry:
         return self.runs[-1]
 
     @property
+    def converged(self) -> bool:
+        """Every validated fit of every seed stopped by patience (none hit a cap)."""
+        return all(f["stop"] == "patience" for run in self.runs for f in fits(run))
+
+    @property
     def name(self) -> str:
         trials = self.first["tuned_trials"]
         return (self.first["method"] + (f" (tuned, {trials} trials)" if trials else "")
-                + ("" if self.first["exclude_seen"] else " (seen kept)"))
+                + ("" if self.first["exclude_seen"] else " (seen kept)")
+                + ("" if self.converged else f" {NOT_CONVERGED}"))
+
+    def convergence(self) -> tuple[str, str]:
+        """``(epochs, stopped by)`` cells: per seed ``run/best`` epochs, and the stop reasons
+        counted over seeds (``patience x3``); ``-`` without a validated fit."""
+        all_fits = [f for run in self.runs for f in fits(run)]
+        if not all_fits:
+            return "-", "-"
+        epochs = " ".join(f"{f['epochs']}/{f['best']}" for f in all_fits)
+        reasons: dict[str, int] = defaultdict(int)
+        for f in all_fits:
+            reasons[f["stop"]] += 1
+        return epochs, ", ".join(f"{reason} x{n}" for reason, n in sorted(reasons.items()))
 
     @property
     def baseline(self) -> bool:
@@ -173,7 +213,7 @@ def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     header = ["Method", "Backbone", "Profile", "Seeds"]
     header += [header_for(s, label, short) for s, label in SUBSETS for _, short in METRICS]
-    header += ["Infer s/1k users", "Train s"]
+    header += ["Epochs run/best", "Stopped by", "Infer s/1k users", "Train s"]
     main, groups_table, csv_rows = [], [], []
     extra_names = sorted({k for r in rows for k in (r["extra_metrics"] or {})})
     extra_rows = []
@@ -196,7 +236,10 @@ def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                f"{prefix}_cases": counts[subset]})
         infer = [r["infer_seconds_per_1k"] for r in entry.runs]
         train = [r["train_seconds"] for r in entry.runs]
-        line += [Cell(_mean(infer), _std(infer), None).text(3), Cell(_mean(train), _std(train), None).text(1)]
+        epochs, stopped = entry.convergence()
+        line += [epochs, stopped, Cell(_mean(infer), _std(infer), None).text(3),
+                 Cell(_mean(train), _std(train), None).text(1)]
+        record.update({"epochs_run_best": epochs, "stopped_by": stopped, "converged": entry.converged})
         record["infer_seconds_per_1k"] = _mean(infer)
         record["train_seconds"] = _mean(train)
         main.append(line)
@@ -238,6 +281,14 @@ def current_digest(rows: list[dict[str, Any]]) -> str:
     return max(current, key=lambda r: r["created_at"])["split_digest"]
 
 
+def board_profile(rows: list[dict[str, Any]]) -> str:
+    """The one profile a board shows: ``cpu`` (methods trained to convergence) when the board
+    has such runs, otherwise the profile of its newest run. Rows of other profiles are listed
+    under the runs left out, so budgets never mix in one table."""
+    profiles = {r["profile"] for r in rows}
+    return "cpu" if "cpu" in profiles else max(rows, key=lambda r: r["created_at"])["profile"]
+
+
 def rerun_command(rows: list[dict[str, Any]]) -> str:
     """A command that re-runs ``rows`` (one method configuration) under the current code."""
     first = rows[0]
@@ -268,6 +319,32 @@ def _left_out_lines(left_out: list[tuple[dict[str, Any], str]]) -> list[str]:
         name = method + (f" (tuned, {trials} trials)" if trials else "")
         lines.append(f"- {name}, seeds {seeds}: {reason}; re-run: `{rerun_command(rows)}`")
     return lines + [""]
+
+
+def _convergence_lines(entries: list[Entry], curves: str | None) -> list[str]:
+    """The convergence section: what the two columns mean, every row marked not converged
+    with its seeds' stops, and the learning-curve plot."""
+    lines = ["## Convergence", "",
+             "`Epochs run/best` gives, per seed, the epochs a fit ran and the epoch validation chose; "
+             "`Stopped by` counts why the seeds' fits ended: `patience` (validation NDCG@10 stopped "
+             "improving: converged), `epoch cap` or `time cap` (a budget ended it), `not recorded` (a run "
+             f"stored before fits recorded it). `{NOT_CONVERGED}` marks a row with any fit not stopped by "
+             "patience, in every table of this board.", ""]
+    unconverged = [e for e in entries if not e.converged]
+    if unconverged:
+        lines += ["Not converged:", ""]
+        for entry in unconverged:
+            stops = "; ".join(
+                f"seed {run['seed']}: {f['stop']} after {f['epochs']} epochs (best {f['best']})"
+                + (f", {f['seconds'] / 60:.0f} min" if f.get("seconds") else "")
+                for run in entry.runs for f in fits(run) if f["stop"] != "patience")
+            lines.append(f"- {entry.name}: {stops}")
+        lines.append("")
+    else:
+        lines += ["Every fit on this board stopped by patience.", ""]
+    if curves:
+        lines += [f"![Validation NDCG@10 against training minutes]({curves})", ""]
+    return lines
 
 
 def _reading_notes(out_dir: Path, stem: str) -> list[str]:
@@ -309,7 +386,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
     The board shows the runs of the current split digest (:func:`current_digest`) and
     lists every other run of the store with the reason and a command that re-runs it.
     """
-    from benchmark.plots import plot_groups, plot_subsets
+    from benchmark.plots import plot_curves, plot_groups, plot_subsets
 
     all_rows = store.rows(dataset=dataset, split=split)
     if not all_rows:
@@ -319,11 +396,19 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
     rows = [r for r in all_rows if r["split_digest"] == latest_digest]
     other_split = [(r, f"split digest `{r['split_digest']}` (protocol version {_protocol_version(r)}), "
                        f"not the board's `{latest_digest}`") for r in all_rows if r["split_digest"] != latest_digest]
+    profile = board_profile(rows)
+    other_split += [(r, f"profile `{r['profile']}`; this board shows `{profile}` rows") for r in rows
+                    if r["profile"] != profile]
+    rows = [r for r in rows if r["profile"] == profile]
     tables = build_tables(rows)
     profile_notes = _profile_notes(rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = board_stem(dataset, split)
+    title = f"{dataset}, {split}"
+    curves_path = out_dir / f"{stem}-curves.png"
+    if not plot_curves(tables, curves_path, title):
+        curves_path.unlink(missing_ok=True)
     latest = rows[-1]
     counts = tables["counts"]
     versions = latest["package_versions"] or {}
@@ -359,6 +444,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "",
         f"![NDCG@10 with 95% intervals]({stem}.png)",
         "",
+        *_convergence_lines(tables["entries"], curves_path.name if curves_path.exists() else None),
         "## Recall@10 and NDCG@10 by item popularity group (G1 most popular ... G4 least, training counts)",
         "",
         tabulate(tables["groups"], headers=tables["groups_header"], tablefmt="github", disable_numparse=True),
@@ -414,7 +500,6 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         writer = csv.DictWriter(f, fieldnames=list(tables["csv"][0]))
         writer.writeheader()
         writer.writerows(tables["csv"])
-    title = f"{dataset}, {split}"
     plot_subsets(tables, out_dir / f"{stem}.png", title)
     plot_groups(tables, out_dir / f"{stem}-groups.png", title)
     return md_path

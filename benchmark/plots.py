@@ -55,3 +55,41 @@ def plot_groups(tables: dict[str, Any], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def curve_points(run: dict[str, Any]) -> list[tuple[float, float]]:
+    """(training minutes, validation NDCG@10) of each validated epoch a run recorded with its
+    time; empty for runs that recorded none."""
+    records = ((run.get("info") or {}).get("epochs")) or []
+    return [(r["seconds"] / 60, r["ndcg@10"]) for r in records if "seconds" in r and "ndcg@10" in r]
+
+
+def plot_curves(tables: dict[str, Any], path: Path, title: str) -> bool:
+    """Validation NDCG@10 against training minutes, one colour per method and one line per
+    seed, a dot at each seed's chosen epoch; False (nothing written) when no run recorded
+    timed epochs."""
+    lines = [(i, entry, curve_points(run)) for i, entry in enumerate(tables["entries"]) for run in entry.runs]
+    lines = [(i, entry, points) for i, entry, points in lines if points]
+    if not lines:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 5))
+    colours = plt.get_cmap("tab20")
+    labelled = set()
+    for i, entry, points in lines:
+        x, y = zip(*points)
+        colour = colours(i % 20)
+        ax.plot(x, y, color=colour, linewidth=1, alpha=0.8,
+                label=None if i in labelled else entry.name)
+        best = int(np.argmax(y))
+        ax.plot([x[best]], [y[best]], "o", color=colour, markersize=3)
+        labelled.add(i)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("training minutes (validation included; symlog scale)")
+    ax.set_ylabel("validation NDCG@10")
+    ax.set_title(f"{title}: learning curves (one line per seed, dot = chosen epoch)")
+    ax.legend(fontsize=6, ncol=2, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

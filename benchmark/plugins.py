@@ -66,7 +66,7 @@ DEFAULT_PLUGINS = (
 ENTRY_POINT_GROUP = "genrec_bench"
 ALLOW_LIST_ENV = "GENREC_BENCH_LOAD_PLUGINS"
 # Profiles every method understands; plugins add others by declaring them on a Param or MethodSpec.
-BUILTIN_PROFILES = ("tiny", "paper")
+BUILTIN_PROFILES = ("tiny", "cpu", "paper")
 
 pm = pluggy.PluginManager(hookspecs.PROJECT)
 pm.add_hookspecs(hookspecs)

@@ -50,24 +50,29 @@ SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("fp32", "bf16")
 CHECKPOINT_FORMAT = 1
 
+# ``cpu`` (the boards): a constant rate after a 50-step warm-up (5% of 1,000 schedule
+# steps), so no epoch cap decides where the rate ends; validation every epoch, patience 5,
+# an epoch cap no board row reaches and a two-hour guard reported when it binds.
+CPU_SCHEDULE = {"schedule": "constant", "schedule_steps": 1000}
 ENGINE_PARAMS = (
     Param("learning_rate", float, 1e-3, "peak AdamW learning rate (after the linear warm-up)",
-          profiles={"tiny": 3e-3}, minimum=0.0, low=5e-4, high=1e-2, log=True),
+          profiles={"tiny": 3e-3, "cpu": 1e-3}, minimum=0.0, low=5e-4, high=1e-2, log=True),
     Param("weight_decay", float, 0.01, "AdamW weight decay", minimum=0.0, low=1e-4, high=0.1, log=True),
     Param("warmup", float, 0.05, "share of the schedule's steps spent warming up linearly", minimum=0.0,
           maximum=1.0),
     Param("schedule", str, "cosine", "after the warm-up: cosine (decay to zero over schedule_steps) or "
-          "constant", unkeyed_default=True),
+          "constant", unkeyed_default=True, profiles={"cpu": CPU_SCHEDULE["schedule"]}),
     Param("schedule_steps", int, 0, "optimiser steps of the warm-up + cosine schedule (0: epochs x steps "
-          "per epoch, so the decay ends at the epoch cap)", minimum=0, unkeyed_default=True),
+          "per epoch, so the decay ends at the epoch cap); the warm-up is warmup x this many steps",
+          minimum=0, unkeyed_default=True, profiles={"cpu": CPU_SCHEDULE["schedule_steps"]}),
     Param("batch_size", int, 256, "training samples per optimiser step", minimum=1),
-    Param("epochs", int, 200, "maximum training epochs", profiles={"tiny": 4}, minimum=1),
+    Param("epochs", int, 200, "maximum training epochs", profiles={"tiny": 4, "cpu": 200}, minimum=1),
     Param("patience", int, 10, "validations without gain of validation NDCG@10 before stopping",
-          profiles={"tiny": 2}, minimum=1),
+          profiles={"tiny": 2, "cpu": 5}, minimum=1),
     Param("validate_every", int, 1, "epochs between validations (the last epoch is always validated)",
           minimum=1, unkeyed_default=True),
     Param("max_train_seconds", float, 0.0, "stop training after this many seconds (0: no cap); the epoch "
-          "running then is validated first", minimum=0.0, unkeyed_default=True),
+          "running then is validated first", minimum=0.0, unkeyed_default=True, profiles={"cpu": 7200.0}),
     Param("precision", str, "fp32", "fp32, or bf16 (autocast of the forward pass and loss, CPU or CUDA)",
           unkeyed_default=True),
     Param("device", str, "auto", "auto (cuda when available), cpu or cuda"),

@@ -54,12 +54,13 @@ PARAMS = (
     Param("text_encoder", str, "minilm", "encoder plugin for item text (TIGER: Sentence-T5, 768-d)"),
     Param("hidden_dims", str, "512,256,128",
           "comma-separated encoder widths between input and latent; the decoder mirrors them",
-          choices=("512,256,128", "256,128", "128"), profiles={"tiny": "256,128"}),
+          choices=("512,256,128", "256,128", "128"), profiles={"tiny": "256,128", "cpu": "512,256,128"}),
     Param("latent_dim", int, 32, "latent and code-vector width", choices=(16, 32, 64)),
     Param("levels", int, 3, "residual quantisation levels (before the collision level)", low=2, high=4),
-    # tiny: 32 codes per level keep most codes in use on catalogs of a few thousand items.
+    # tiny: 32 codes per level keep most codes in use on catalogs of a few thousand items;
+    # cpu: the papers' 256.
     Param("codebook_size", int, 256, "codes per level", choices=(16, 32, 64, 128, 256),
-          profiles={"tiny": 32}),
+          profiles={"tiny": 32, "cpu": 256}),
     Param("commitment_weight", float, 0.25, "mu in eq. (2): weight of the commitment term",
           low=0.1, high=1.0),
     # tiny: AdamW 1e-3 (LETTER's setting); Adagrad's first steps move every weight by about
@@ -68,12 +69,13 @@ PARAMS = (
     Param("learning_rate", float, 0.4, "learning rate (TIGER: Adagrad 0.4; LETTER: AdamW 1e-3)",
           low=1e-4, high=1.0, log=True, profiles={"tiny": 1e-3}),
     Param("batch_size", int, 1024, "items per training step"),
-    # tiny: ml-100k (1,349 items, two steps per epoch) trains in well under a minute on 2 cores.
+    # tiny: ml-100k (1,349 items, two steps per epoch) trains in well under a minute on 2 cores;
+    # cpu: 1,500 epochs of the paper-sized encoder at 256 codes, about 5.5 minutes there.
     Param("epochs", int, 20000, "training epochs over the catalog", low=100, high=2000, log=True,
-          profiles={"tiny": 500}),
+          profiles={"tiny": 500, "cpu": 1500}),
     Param("dead_code_interval", int, 100,
           "every N epochs re-seed codes unused in the last epoch from current residuals (0 = never)",
-          low=0, high=200, profiles={"tiny": 25}),
+          low=0, high=200, profiles={"tiny": 25, "cpu": 100}),
     Param("kmeans_iterations", int, 20, "Lloyd iterations of the k-means codebook initialisation"),
 )
 

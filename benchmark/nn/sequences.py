@@ -3,7 +3,9 @@ the training parameters (the engine's plus ``prefixes_per_user``) and the seeded
 sample of training prefixes.
 
 The ``paper`` defaults are TIGER's transformer (6 heads of 64, d_model 128, MLP 1024,
-dropout 0.1); ``tiny`` is the 2-core CPU budget of tests and smoke runs.
+dropout 0.1); ``tiny`` is the 2-core CPU budget of tests and smoke runs; ``cpu`` (the
+boards) is a quarter of TIGER's width (4 heads of 16, d_model 64, MLP 256) trained to
+convergence on a fresh sample of 20 training targets per user each epoch.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ from benchmark.params import Param
 
 TRANSFORMER_PARAMS = (
     Param("heads", int, 6, "attention heads", profiles={"tiny": 4}, minimum=1),
-    Param("head_dim", int, 64, "width of each head", profiles={"tiny": 32}, minimum=8),
-    Param("d_model", int, 128, "model width", minimum=16, choices=(64, 128, 256)),
-    Param("d_ff", int, 1024, "feed-forward width", profiles={"tiny": 512}, minimum=16),
+    Param("head_dim", int, 64, "width of each head", profiles={"tiny": 32, "cpu": 16}, minimum=8),
+    Param("d_model", int, 128, "model width", minimum=16, choices=(64, 128, 256), profiles={"cpu": 64}),
+    Param("d_ff", int, 1024, "feed-forward width", profiles={"tiny": 512, "cpu": 256}, minimum=16),
     Param("dropout", float, 0.1, "dropout rate", minimum=0.0, maximum=0.9, low=0.0, high=0.3),
 )
 TRAINING_PARAMS = (
     *ENGINE_PARAMS,
     Param("prefixes_per_user", int, 0, "training targets per user and epoch (0: every prefix); "
-          "half the most recent, half drawn from earlier ones, afresh each epoch", profiles={"tiny": 5}, minimum=0),
+          "half the most recent, half drawn from earlier ones, afresh each epoch", profiles={"tiny": 5, "cpu": 20},
+          minimum=0),
 )
 
 

@@ -59,6 +59,9 @@ def register_methods(register) -> None:
                 "recommender.n_layers",
                 "recommender.reg_weight",
             ),
+            # cpu: the boards' LightGCN stops by patience, never at a cap (it ran 22-73
+            # epochs at patience 5 under tiny's cap of 100).
+            profiles={"cpu": {"recommender.epochs": 1000, "recommender.patience": 10}},
             paper="LightGCN, SIGIR 2020",
             baseline=True,
         )

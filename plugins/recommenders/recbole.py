@@ -46,6 +46,7 @@ import json
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,9 +83,10 @@ PARAMS = (
     # tiny: a 2-core CPU budget. A windowed SASRec epoch over ml-100k loo costs about 2 s
     # there (plus 3 s set-up), and validation NDCG@10 levels off after about 4 epochs
     # (leaderboards/sasrec-objective.md), so 12 epochs keep a fit near 30 s.
-    Param("epochs", int, 12, "maximum training epochs", profiles={"paper": 200}, minimum=1),
+    # cpu (the boards): caps no fit reaches, stopping by patience.
+    Param("epochs", int, 12, "maximum training epochs", profiles={"paper": 200, "cpu": 300}, minimum=1),
     Param("patience", int, 4, "epochs without validation NDCG@10 gain before stopping", minimum=1,
-          profiles={"paper": 10}),
+          profiles={"paper": 10, "cpu": 10}),
     Param("batch_size", int, 1024,
           "training batch size (objective 'window': predicted positions per batch)",
           low=128, high=4096, log=True, profiles={"paper": 256}),
@@ -223,15 +225,22 @@ class RecBoleRecommender(Recommender):
         stopper = EarlyStopping(self.params["patience"])
         epochs = tqdm(range(self.params["epochs"]), desc=f"train {self.params['model']}",
                       unit="epoch", disable=not context.progress, leave=False)
+        started, reason = time.perf_counter(), "epoch cap"
         for epoch in epochs:
             loss = train_epoch(epoch)
             metrics = context.validate(self)
             metrics["loss"] = loss
+            metrics["seconds"] = time.perf_counter() - started
             epochs.set_postfix(loss=f"{loss:.3f}", ndcg10=f"{metrics['ndcg@10']:.4f}")
             context.epoch_end(epoch, metrics)
             if stopper.step(metrics["ndcg@10"], epoch, self.model):
+                reason = "patience"
                 break
         stopper.restore(self.model)
+        # The same summary as the training engine's, for the boards' convergence columns.
+        context.run.state.setdefault("training", {})[f"train {self.params['model']}"] = {
+            "epochs": epoch + 1, "best_epoch": stopper.best_epoch, "stop_reason": reason,
+            "seconds": round(time.perf_counter() - started, 3), "resumed_from": None}
         clear_propagation_caches(self.model)
         self.epochs_trained = epoch + 1
         self.best_epoch = stopper.best_epoch + 1

@@ -77,7 +77,7 @@ PARAMS = (
     Param("contrastive_weight", float, 0.1, "gamma: weight of the intra + inter palette losses",
           minimum=0.0, low=0.0, high=1.0),
     Param("pca_dims", int, 64, "PCA components per palette position before k-means", minimum=1),
-    Param("codebook_size", int, 256, "k-means clusters per palette position", profiles={"tiny": 32},
+    Param("codebook_size", int, 256, "k-means clusters per palette position", profiles={"tiny": 32, "cpu": 256},
           minimum=2, choices=(16, 32, 64, 128, 256)),
     Param("kmeans_iterations", int, 50, "Lloyd iterations of each k-means", minimum=1),
     engine_param("learning_rate", default=1e-4, help="peak AdamW learning rate (paper: 1e-4)",
@@ -85,7 +85,7 @@ PARAMS = (
     engine_param("weight_decay", low=None, high=None, log=False),
     engine_param("batch_size", default=128, help="items per step, each with all its tasks (paper: 128)",
                  profiles={"tiny": 64}, minimum=2),
-    engine_param("epochs", default=10, help="passes over the catalog", profiles={"tiny": 6}),
+    engine_param("epochs", default=10, help="passes over the catalog", profiles={"tiny": 6, "cpu": 10}),
     engine_param("device"),
 )
 

@@ -48,7 +48,7 @@ SEMID_PARAMS = (
 )
 CID_PARAMS = (
     Param("window", int, 5, "co-occurrence window: items within this many consecutive training positions"),
-    Param("clusters", int, 8, "clusters per level (N)", profiles={"paper": 20}),
+    Param("clusters", int, 8, "clusters per level (N)", profiles={"paper": 20, "cpu": 20}),
     Param("max_cluster_size", int, 20, "split a cluster until it holds at most this many items (k)",
           profiles={"paper": 500}),
 )
