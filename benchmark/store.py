@@ -161,7 +161,14 @@ class Store:
         self.engine = open_database(url, "--store", create)
         try:
             if create:
-                metadata.create_all(self.engine)
+                try:
+                    metadata.create_all(self.engine)
+                except sa.exc.OperationalError as exc:
+                    # Two commands started together on a new store: the other one created a
+                    # table between the check and the CREATE; the second pass finds it.
+                    if "already exists" not in str(exc):
+                        raise
+                    metadata.create_all(self.engine)
             elif not sa.inspect(self.engine).has_table(runs.name):
                 raise StoreError(f"--store {url}: the database holds no results; check the URL "
                                  "(`genrec-bench run --store URL` creates them)")

@@ -190,6 +190,29 @@ def test_store_fault_is_one_line_naming_the_url(tmp_path, capsys, url, expected)
     assert "secret" not in err
 
 
+def _open_store(url: str, start) -> str:
+    start.wait()
+    try:
+        Store(url)
+        return "ok"
+    except Exception as error:  # reported to the test, which names it
+        return f"{type(error).__name__}: {error}"
+
+
+def test_commands_started_together_on_a_new_store_both_open_it(tmp_path):
+    # Two board queues started at once on a new store: one failed with "table runs already
+    # exists" (both saw no table, both issued CREATE TABLE).
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(6) as pool:
+        start = manager.Barrier(6)
+        outcomes = pool.starmap(_open_store, [(url, start)] * 6)
+    assert outcomes == ["ok"] * 6
+    assert Store(url).rows() == []
+
+
 def test_leaderboard_on_a_misspelt_store_creates_nothing(tmp_path, capsys):
     missing = tmp_path / "reslts.db"
     assert main(["leaderboard", "--store", f"sqlite:///{missing}", "--leaderboards", str(tmp_path / "b")]) == 2
