@@ -1,0 +1,87 @@
+"""The ``cpu`` profile (methods trained until validation stops improving) and the boards'
+convergence reporting: one profile per board, epochs run and chosen, why each fit stopped,
+the not-converged mark in every table, and the learning-curve plot."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from benchmark import plugins
+from benchmark.cli import main
+from benchmark.leaderboard import NOT_CONVERGED, board_profile
+from benchmark.methods import resolve_method
+
+ENGINE_TRAINED = ("tiger", "letter-tiger", "p5-tid", "p5-semid", "p5-cid", "setrec", "setrec-decoder", "lcrec",
+                  "letter-lcrec", "lamia", "bigrec")
+
+
+def _value(resolved, dotted: str):
+    part, name = dotted.split(".", 1)
+    return (resolved.tokenizer_params if part == "tokenizer" else resolved.recommender_params)[name]
+
+
+@pytest.mark.parametrize("method", sorted(m if m != "recbole" else "recbole:GRU4Rec" for m in plugins.get_methods()))
+def test_every_method_resolves_under_cpu_with_a_budget_above_tiny(method):
+    cpu, tiny = resolve_method(method, "cpu"), resolve_method(method, "tiny")
+    if "epochs" in cpu.recommender_params:
+        assert cpu.recommender_params["epochs"] > tiny.recommender_params["epochs"]
+        assert cpu.recommender_params["patience"] >= tiny.recommender_params["patience"]
+
+
+@pytest.mark.parametrize("method", ENGINE_TRAINED)
+def test_cpu_trains_engine_methods_like_the_papers_but_smaller(method):
+    resolved = resolve_method(method, "cpu")
+    p = resolved.recommender_params
+    # A constant rate after a short warm-up: no epoch cap decides where training ends.
+    assert (p["schedule"], p["epochs"], p["patience"], p["max_train_seconds"]) == ("constant", 200, 5, 7200.0)
+    assert p["warmup"] * p["schedule_steps"] == 50
+    assert p["prefixes_per_user"] == 20
+    if "codebook_size" in resolved.tokenizer_params:  # RQ-VAE, LETTER, LC-Rec, LAMIA codes
+        assert resolved.tokenizer_params["codebook_size"] == 256
+
+
+def test_recbole_baselines_get_caps_no_fit_reaches_under_cpu():
+    assert _value(resolve_method("sasrec-ce", "cpu"), "recommender.epochs") == 300
+    lightgcn = resolve_method("lightgcn", "cpu")
+    assert (_value(lightgcn, "recommender.epochs"), _value(lightgcn, "recommender.patience")) == (1000, 10)
+
+
+def test_a_board_shows_cpu_rows_when_it_has_them():
+    rows = [{"profile": "tiny", "created_at": "2026-12-02"}, {"profile": "cpu", "created_at": "2026-12-01"},
+            {"profile": "paper", "created_at": "2026-12-03"}]
+    assert board_profile(rows) == "cpu"
+    assert board_profile([r for r in rows if r["profile"] != "cpu"]) == "paper"
+
+
+def test_board_reports_stops_marks_capped_rows_and_draws_learning_curves(tmp_path):
+    boards = tmp_path / "boards"
+    base = ["run", "--dataset", "synthetic", "--seeds", "0", "--store", f"sqlite:///{tmp_path}/r.db",
+            "--leaderboards", str(boards), "--no-progress"]
+    assert main([*base, "--methods", "pop"]) == 0  # a tiny row: left out once cpu rows exist
+    # Under cpu: one SASRec fit ends at a 2-epoch cap, the other by patience after one flat epoch.
+    assert main([*base, "--profile", "cpu", "--methods", "pop,sasrec-ce,sasrec-bce",
+                 "--param", "sasrec-ce:recommender.epochs=2",
+                 "--param", "sasrec-bce:recommender.patience=1", "--param", "sasrec-bce:recommender.epochs=40"]) == 0
+    board = (boards / "synthetic-loo.md").read_text()
+    table = board.split("## Convergence")[0]
+    header = next(line for line in table.splitlines() if line.startswith("| Method"))
+    assert "Epochs run/best" in header and "Stopped by" in header
+    line = {row.split("|")[1].strip(): row for row in table.splitlines() if row.startswith("| ")}
+    assert f"sasrec-ce {NOT_CONVERGED}" in line and "| 2/" in line[f"sasrec-ce {NOT_CONVERGED}"]
+    assert "epoch cap x1" in line[f"sasrec-ce {NOT_CONVERGED}"]
+    assert "sasrec-bce" in line and "patience x1" in line["sasrec-bce"]
+    assert "| pop " in table and "| cpu " in line["pop"]
+    # The mark follows the row into the popularity-group table too.
+    groups = board.split("## Recall@10 and NDCG@10 by item popularity group")[1].split("##")[0]
+    assert f"sasrec-ce {NOT_CONVERGED}" in groups
+    convergence = board.split("## Convergence")[1].split("\n## ")[0]
+    assert f"- sasrec-ce {NOT_CONVERGED}: seed 0: epoch cap after 2 epochs" in convergence
+    assert "sasrec-bce" not in convergence.split("Not converged:")[1]
+    assert "(synthetic-loo-curves.png)" in convergence and (boards / "synthetic-loo-curves.png").stat().st_size
+    left = board.split("## Runs left out of this board")[1]
+    assert "pop, seeds 0: profile `tiny`; this board shows `cpu` rows" in left
+    with open(boards / "synthetic-loo.csv") as f:
+        records = {r["method"]: r for r in csv.DictReader(f)}
+    assert records["sasrec-ce"]["converged"] == "False" and records["sasrec-bce"]["converged"] == "True"
