@@ -284,6 +284,41 @@ def test_non_finite_floats_and_narrow_beams_fail_before_training(tmp_path, capsy
     assert stored_rows(tmp_path) == 0
 
 
+def test_every_integer_parameter_of_every_plugin_declares_its_lower_bound():
+    # Undeclared bounds let tokenizer.codebook_size=0 reach k-means (a ValueError inside the
+    # fit) and p5-cid's clusters=1 split clusters that never shrink.
+    unbounded = [f"{kind} {spec.name!r}: {p.name}"
+                 for kind, registry in (("tokenizer", plugins.get_tokenizers()),
+                                        ("recommender", plugins.get_recommenders()),
+                                        ("encoder", plugins.get_encoders()))
+                 for spec in registry.values() for p in spec.params if p.type is int and p.minimum is None]
+    assert unbounded == []
+
+
+@pytest.mark.parametrize(
+    ("method", "param", "expected"),
+    [
+        ("tiger", "tokenizer.codebook_size=0", "tokenizer 'rqvae': parameter 'codebook_size' is 0, outside its "
+         "allowed range (2 or more)"),
+        ("tiger", "tokenizer.levels=0", "parameter 'levels' is 0, outside its allowed range (1 or more)"),
+        ("tiger", "tokenizer.commitment_weight=-1", "parameter 'commitment_weight' is -1.0, outside"),
+        ("p5-cid", "tokenizer.clusters=1", "tokenizer 'cid': parameter 'clusters' is 1, outside its allowed range "
+         "(2 or more)"),
+        ("lcrec", "tokenizer.sinkhorn_epsilon=0", "tokenizer 'lcrec': parameter 'sinkhorn_epsilon' is 0.0"),
+        ("letter-tiger", "tokenizer.temperature=0", "tokenizer 'letter': parameter 'temperature' is 0.0"),
+        ("sasrec-ce", "recommender.embedding_size=0", "recommender 'recbole': parameter 'embedding_size' is 0"),
+        ("sasrec-ce", "recommender.dropout=1.5", "parameter 'dropout' is 1.5, outside its allowed range "
+         "(0.0 to 0.9)"),
+    ],
+    ids=["codebook-0", "levels-0", "negative-commitment", "cid-one-cluster", "sinkhorn-eps-0", "letter-temp-0",
+         "embedding-0", "dropout-1.5"],
+)
+def test_structural_parameters_out_of_bounds_fail_before_training(tmp_path, capsys, method, param, expected):
+    assert main(run_args(tmp_path, "--param", f"{method}:{param}", methods=f"pop,{method}")) == 2
+    assert expected in one_error_line(capsys)
+    assert stored_rows(tmp_path) == 0
+
+
 def test_validate_rejects_a_bad_argument_before_any_method_trains(register_plugin, tmp_path, capsys):
     models = {"Known"}
 

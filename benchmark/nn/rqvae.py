@@ -55,28 +55,30 @@ PARAMS = (
     Param("hidden_dims", str, "512,256,128",
           "comma-separated encoder widths between input and latent; the decoder mirrors them",
           choices=("512,256,128", "256,128", "128"), profiles={"tiny": "256,128", "cpu": "512,256,128"}),
-    Param("latent_dim", int, 32, "latent and code-vector width", choices=(16, 32, 64)),
-    Param("levels", int, 3, "residual quantisation levels (before the collision level)", low=2, high=4),
+    Param("latent_dim", int, 32, "latent and code-vector width", choices=(16, 32, 64), minimum=1),
+    Param("levels", int, 3, "residual quantisation levels (before the collision level)", low=2, high=4,
+          minimum=1),
     # tiny: 32 codes per level keep most codes in use on catalogs of a few thousand items;
     # cpu: the papers' 256.
     Param("codebook_size", int, 256, "codes per level", choices=(16, 32, 64, 128, 256),
-          profiles={"tiny": 32, "cpu": 256}),
+          profiles={"tiny": 32, "cpu": 256}, minimum=2),
     Param("commitment_weight", float, 0.25, "mu in eq. (2): weight of the commitment term",
-          low=0.1, high=1.0),
+          low=0.1, high=1.0, minimum=0.0),
     # tiny: AdamW 1e-3 (LETTER's setting); Adagrad's first steps move every weight by about
     # the learning rate, and at 0.4 our RQ-VAE diverged (reconstruction loss 1.7 -> 2e7).
     Param("optimizer", str, "adagrad", "adagrad (TIGER) or adamw (LETTER)", profiles={"tiny": "adamw"}),
     Param("learning_rate", float, 0.4, "learning rate (TIGER: Adagrad 0.4; LETTER: AdamW 1e-3)",
-          low=1e-4, high=1.0, log=True, profiles={"tiny": 1e-3}),
-    Param("batch_size", int, 1024, "items per training step"),
+          low=1e-4, high=1.0, log=True, profiles={"tiny": 1e-3}, minimum=0.0),
+    Param("batch_size", int, 1024, "items per training step", minimum=1),
     # tiny: ml-100k (1,349 items, two steps per epoch) trains in well under a minute on 2 cores;
     # cpu: 1,500 epochs of the paper-sized encoder at 256 codes, about 5.5 minutes there.
     Param("epochs", int, 20000, "training epochs over the catalog", low=100, high=2000, log=True,
-          profiles={"tiny": 500, "cpu": 1500}),
+          profiles={"tiny": 500, "cpu": 1500}, minimum=1),
     Param("dead_code_interval", int, 100,
           "every N epochs re-seed codes unused in the last epoch from current residuals (0 = never)",
-          low=0, high=200, profiles={"tiny": 25, "cpu": 100}),
-    Param("kmeans_iterations", int, 20, "Lloyd iterations of the k-means codebook initialisation"),
+          low=0, high=200, profiles={"tiny": 25, "cpu": 100}, minimum=0),
+    Param("kmeans_iterations", int, 20, "Lloyd iterations of the k-means codebook initialisation",
+          minimum=1),
 )
 
 
@@ -297,12 +299,29 @@ def reseed_dead_codes(
 
 
 def cached_codes(
-    cache_dir: str | Path, kind: str, key: list[Any], compute: Callable[[], tuple[np.ndarray, dict]]
+    cache_dir: str | Path, kind: str, key: list[Any], compute: Callable[[], tuple[np.ndarray, dict]],
+    rows: int | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """Codes (``.npy``) and their info (``.json``) from ``<cache>/<kind>/`` by a hash of ``key``, computed once."""
+    """Codes (``.npy``) and their info (``.json``) from ``<cache>/<kind>/`` by a hash of ``key``, computed once.
+
+    A cached entry that is not a 2-D array of non-negative integer codes (``rows`` of them,
+    one per item, when given), or whose info is not a JSON object, is deleted with one
+    warning line and computed again.
+    """
     path = artifact_path(cache_dir, kind, *key)
     info_path = path.with_suffix(".json")
-    codes, info = load_array(path), load_json(info_path)
+
+    def check(codes: np.ndarray) -> str | None:
+        fits = (codes.ndim == 2 and codes.dtype.kind in "iu" and (rows is None or len(codes) == rows)
+                and not (codes.size and codes.min() < 0))
+        return None if fits else f"({rows if rows is not None else 'n_items'}, levels) non-negative integer codes"
+
+    def info_object(value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"info is a JSON {type(value).__name__}, not an object")
+        return value
+
+    codes, info = load_array(path, check), load_json(info_path, info_object)
     if codes is not None and info is not None:
         return codes, info
     codes, info = compute()

@@ -38,8 +38,8 @@ PARAMS = tuple(replace(p, default=4, profiles={}, low=3, high=5) if p.name == "l
                for p in RQVAE_PARAMS) + (
     Param("sinkhorn_epsilon", float, 0.05,
           "entropic regularisation of Sinkhorn-Knopp on standardised distances (smaller: closer to hard OT)",
-          low=0.01, high=0.5, log=True),
-    Param("sinkhorn_iterations", int, 200, "Sinkhorn-Knopp iterations"),
+          low=0.01, high=0.5, log=True, minimum=1e-3),
+    Param("sinkhorn_iterations", int, 200, "Sinkhorn-Knopp iterations", minimum=1),
 )
 
 

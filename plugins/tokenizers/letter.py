@@ -63,13 +63,15 @@ LETTER_DEFAULTS = {
 
 PARAMS = tuple(replace(p, **LETTER_DEFAULTS.get(p.name, {})) for p in RQVAE_PARAMS) + (
     Param("alpha", float, 0.02, "weight of the collaborative term, eq. (5) (paper: best 0.02)",
-          low=1e-3, high=0.1, log=True),
+          low=1e-3, high=0.1, log=True, minimum=0.0),
     Param("beta", float, 1e-4, "weight of the diversity term, eq. (5) (paper: best 1e-4)",
-          low=1e-5, high=1e-2, log=True),
-    Param("clusters", int, 10, "K: clusters of constrained k-means per codebook (paper: 10)", low=5, high=20),
+          low=1e-5, high=1e-2, log=True, minimum=0.0),
+    Param("clusters", int, 10, "K: clusters of constrained k-means per codebook (paper: 10)", low=5, high=20,
+          minimum=1),
     Param("temperature", float, 0.1, "softmax temperature of the cosine InfoNCE of eq. (3)",
-          low=0.05, high=1.0, log=True),
-    Param("cluster_interval", int, 10, "epochs between re-clusterings of the codebooks", low=1, high=100),
+          low=0.05, high=1.0, log=True, minimum=0.01),
+    Param("cluster_interval", int, 10, "epochs between re-clusterings of the codebooks", low=1, high=100,
+          minimum=1),
 )
 
 
