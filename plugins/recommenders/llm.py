@@ -54,6 +54,7 @@ from benchmark.nn.causal_lm import (
 )
 from benchmark.nn.decoders import CausalLMDecoder
 from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.model_paths import check_model_path
 from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
 from benchmark.params import Param
 
@@ -111,6 +112,7 @@ def item_titles(data: TrainingData) -> list[str]:
 def check_params(params: dict[str, Any]) -> None:
     task_list(params)
     check_engine_params(params, OWNER)
+    check_model_path(params["model_path"], OWNER, "causal")
 
 
 class Prompts:

@@ -54,6 +54,7 @@ from benchmark.nn.beam_search import TokenTrie, beam_search
 from benchmark.nn.decoders import T5Decoder
 from benchmark.nn.dropout import use_fast_dropout
 from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.model_paths import check_model_path
 from benchmark.nn.sequences import TRAINING_PARAMS, TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
 from benchmark.params import Param
 
@@ -88,6 +89,7 @@ def check_params(params: dict[str, Any]) -> None:
         raise ParameterError(f"recommender 'seq2seq': parameter 'decoding' is {params['decoding']!r}; "
                              "give constrained or unconstrained")
     check_engine_params(params, OWNER)
+    check_model_path(params["model_path"], OWNER, "t5")
 
 
 # --------------------------------------------------------------------------- vocabulary

@@ -46,6 +46,7 @@ from benchmark import hookimpl
 from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
 from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.model_paths import check_model_path
 from benchmark.nn.sequences import TRAINING_PARAMS, TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
 from benchmark.params import Param
 
@@ -92,6 +93,7 @@ def check_params(params: dict[str, Any]) -> None:
     if params["lora_rank"] and not params["model_path"]:
         raise ParameterError(f"{OWNER}: lora_rank={params['lora_rank']} needs a pretrained model_path "
                              "(a random-init backbone is trained in full); set model_path or lora_rank=0")
+    check_model_path(params["model_path"], OWNER, "t5" if params["backbone"] == "t5" else "causal")
 
 
 # --------------------------------------------------------------------------- masks and positions
