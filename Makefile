@@ -16,7 +16,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/genrec-bench run --dataset ml-100k --split loo,temporal \
-		--methods pop,sasrec-ce,sasrec-bce,lightgcn --seeds 0,1,2
+		--methods pop,sasrec-ce,sasrec-bce,lightgcn --seeds 0,1,2 --profile cpu
 
 # pytest exits 5 when it collected no test: that fails too, with a message. One test process
 # per core (pytest-xdist, idle workers steal queued tests); --durations lists the slowest tests.

@@ -120,6 +120,25 @@ def test_validate_every_and_the_epoch_cap(tmp_path):
     assert samples == [2 * len(X), 4 * len(X), 5 * len(X)]
 
 
+def test_records_split_validation_time_from_training_time(tmp_path, monkeypatch):
+    # A slow validation (0.05 s each) shows up in valid_seconds, not as training time.
+    real = time.perf_counter
+    clock = {"extra": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: real() + clock["extra"])
+    model = Toy()
+    params = resolve(ENGINE_PARAMS, "tiny", {"epochs": 3, "patience": 3, "batch_size": 16})
+
+    def validate() -> dict[str, float]:
+        clock["extra"] += 5.0  # five "seconds" of validation
+        return {"ndcg@10": 0.0}
+
+    result = train(model, params, toy_context(tmp_path), "toy", len(X),
+                   lambda epoch: batches(np.arange(len(X)), 16),
+                   lambda rows: model.net(X[torch.as_tensor(rows)]).pow(2).mean(), validate)
+    assert [r["valid_seconds"] for r in result.records] == pytest.approx([5.0, 10.0, 15.0], abs=0.5)
+    assert all(r["seconds"] - r["valid_seconds"] < 5.0 for r in result.records)
+
+
 def test_time_cap_stops_after_validating_the_running_epoch(tmp_path):
     _, result = fit_toy(toy_context(tmp_path), epochs=50, max_train_seconds=1e-9)
     assert result.stop_reason == "time cap"

@@ -17,8 +17,10 @@ owns everything else, declared once in :data:`ENGINE_PARAMS`:
   fit ends;
 - **precision**: ``fp32``, or ``bf16`` autocast of the forward pass and loss (CPU and CUDA);
 - a progress bar counting samples, with samples/s and ETA;
-- each validated epoch's record (validation metrics, mean loss, seconds, samples seen,
-  learning rate) goes to ``context.epoch_end`` and so to the stored run.
+- each validated epoch's record (validation metrics, mean loss, seconds and the part of
+  them spent validating, samples seen, learning rate) goes to ``context.epoch_end`` and so
+  to the stored run: ``samples / (seconds - valid_seconds)`` is the fit's training
+  throughput.
 
 A model that declares fewer of these parameters (a tokenizer without validation, say)
 trains with the declared defaults for the rest.
@@ -245,7 +247,7 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
     bf16 = setting(params, "precision") == "bf16"
     records: list[dict[str, float]] = []
     path = checkpoint_path(context, name) if checkpoints else None
-    first, seconds, samples, resumed = 0, 0.0, 0, None
+    first, seconds, samples, resumed, valid_seconds = 0, 0.0, 0, None, 0.0
     saved = _load(path) if path is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -253,6 +255,7 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
         scheduler.load_state_dict(saved["scheduler"])
         stopper.__dict__.update(saved["stopper"])
         records, seconds, samples = saved["records"], saved["seconds"], saved["samples"]
+        valid_seconds = records[-1].get("valid_seconds", 0.0) if records else 0.0
         first = resumed = saved["epoch"] + 1
         _set_rng_states(saved["rng"])
         print(f"{name}: resuming from the checkpoint after epoch {saved['epoch']} ({path})", file=sys.stderr,
@@ -288,9 +291,12 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
         validating = validate is not None and (last or (epoch + 1) % every == 0)
         if validate is not None and not validating:
             continue
-        metrics = {**(validate() if validating else {}), **{k: float(np.mean(v)) for k, v in parts.items()},
-                   "seconds": time.perf_counter() - started, "samples": float(samples),
-                   "lr": float(scheduler.get_last_lr()[0])}
+        validation_started = time.perf_counter()
+        metrics = validate() if validating else {}
+        valid_seconds += time.perf_counter() - validation_started
+        metrics = {**metrics, **{k: float(np.mean(v)) for k, v in parts.items()},
+                   "seconds": time.perf_counter() - started, "valid_seconds": valid_seconds,
+                   "samples": float(samples), "lr": float(scheduler.get_last_lr()[0])}
         records.append({"epoch": epoch, **metrics})
         stop = False
         if validating:
