@@ -18,7 +18,7 @@ from tabulate import tabulate
 
 from benchmark import plugins
 from benchmark.cache import CACHE_ENV, default_cache
-from benchmark.data.splits import DEFAULT_MAX_HISTORY, SPLITS, split_names
+from benchmark.data.splits import DEFAULT_MAX_HISTORY, SPLITS, options_help, split_names
 from benchmark.errors import BenchmarkError, ParameterError
 from benchmark.methods import declared_params, resolve_method
 from benchmark.params import parse_assignments
@@ -105,6 +105,7 @@ def board_dir(args: argparse.Namespace) -> Path:
 def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.archive import export_archive, import_archive
     from benchmark.leaderboard import render
+    from benchmark.preflight import check_methods
     from benchmark.runner import RunRequest, execute, load_split, save_rankings
 
     # Every name, value and output path is checked before anything is fitted or stored: a
@@ -136,7 +137,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                 params = {**tuned[(split, method)][0], **_method_overrides(overrides, method)}
                 resolved[(split, method)] = resolve_method(method, args.profile, params)
     for split in splits:
-        load_split(args.dataset, split, args.k_core, args.max_history)
+        loaded = load_split(args.dataset, split, args.k_core, args.max_history)
+        check_methods(loaded.dataset, {method: resolved[(split, method)] for method in methods})
     command = "genrec-bench " + " ".join(shlex.quote(a) for a in args.argv)
     added = import_archive(store, boards)
     if added:
@@ -234,18 +236,20 @@ def request_key(request, method, tuned_trials: int) -> str:
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
+    from benchmark.preflight import check_methods
     from benchmark.runner import load_split
     from benchmark.tuning import TuneRequest, plot_study, tunable_methods, tunable_space, tune, write_study_report
 
     if args.all == (args.method is not None):
         raise ParameterError("tune: give either --method M or --all (every method, the same --trials budget)")
     methods = tunable_methods() if args.all else _names("--method", args.method, "sasrec-ce")
+    resolved = {}
     for method in methods:
         tunable_space(method)
-        resolve_method(method, args.profile)
+        resolved[method] = resolve_method(method, args.profile)
     _check_folder("--cache", args.cache)
     _check_folder("--leaderboards", args.leaderboards)
-    load_split(args.dataset, args.split, args.k_core)
+    check_methods(load_split(args.dataset, args.split, args.k_core).dataset, resolved)
     for method in methods:
         request = TuneRequest(
             method=method, dataset=args.dataset, split=args.split, trials=args.trials,
@@ -367,7 +371,7 @@ def cmd_inspect(args: argparse.Namespace) -> None:
                    floatfmt=".4f"))
 
 
-SPLIT_HELP = ", ".join(SPLITS) + " (options after a colon, e.g. cold-items:share=0.2,seed=1)"
+SPLIT_HELP = options_help() + " (options after a colon, e.g. cold-items:share=0.2,seed=1)"
 
 
 def _add_cache_option(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,9 @@ tab-separated; headers are ``field:type`` pairs. We need ``user_id``, ``item_id`
 Each line is checked before anything is built, and errors name file, line and field:
 bytes that are not UTF-8 fail (no guessed encoding, no replaced characters, so two ids
 never merge), as do a header with commas instead of tabs, a row with more or fewer fields
-than the header, an empty id and a timestamp that is not a finite number.
+than the header, a column named twice in a header, an empty id, two ids that differ only by
+whitespace around them (``" u1"`` and ``"u1"`` would be two users), and a timestamp that is
+not a finite number.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.data.dataset import RawDataset
+from benchmark.data.dataset import RawDataset, whitespace_twins
 from benchmark.errors import DatasetError
 
 REQUIRED_INTER_FIELDS = ("user_id", "item_id", "timestamp")
@@ -62,6 +64,7 @@ def _read_table(path: Path) -> pd.DataFrame:
                         f"{' and '.join(repr(d) for d in OTHER_DELIMITERS if d in line)}; atomic files "
                         f"are tab-separated: write it as e.g. {INTER_HEADER}, and the rows alike"
                     )
+                _check_header(header, path, lineno)
                 continue
             if len(fields) != len(header):
                 hint = "; the line holds commas: separate fields by tabs" if "," in line and len(fields) == 1 else ""
@@ -76,6 +79,34 @@ def _read_table(path: Path) -> pd.DataFrame:
     if not rows:
         raise DatasetError(f"{path}: header only, no rows")
     return pd.DataFrame(rows, columns=header, index=pd.Index(numbers, name="line"), dtype=str)
+
+
+def _check_header(header: list[str], path: Path, lineno: int) -> None:
+    """Every column appears once (pandas would read one of the two and warn, naming no file)."""
+    for position, column in enumerate(header, start=1):
+        if column in header[: position - 1]:
+            first = header.index(column) + 1
+            raise DatasetError(
+                f"{path}: line {lineno}: column '{column}' appears twice in the header (columns {first} and "
+                f"{position}); give each column once: rename or delete one of them"
+            )
+
+
+def _check_whitespace(table: pd.DataFrame, field: str, path: Path) -> None:
+    """Refuse ids that differ only by whitespace around them (``" u1"`` and ``"u1"``).
+
+    Ids are compared exactly, as RecBole does, so such a pair would silently become two users
+    (or items), each with part of the interactions, and the k-core filter may drop both.
+    Stripping would guess; the error names the line to mend instead.
+    """
+    twins = whitespace_twins(table[field])
+    if twins is not None:
+        line, twin = twins
+        raise DatasetError(
+            f"{path}: line {line}: field '{field}' is {table[field].loc[line]!r}, with whitespace around the id, "
+            f"and line {twin} has {table[field].loc[twin]!r}; ids are compared exactly, so the two would be "
+            f"different {'users' if field == 'user_id' else 'items'}: write every id without spaces around it"
+        )
 
 
 def _inter_path(directory: Path, name: str) -> Path:
@@ -126,6 +157,8 @@ def read_atomic(
                 f"{inter_path}: line {empty.idxmax()}: field '{field}' is empty; every interaction "
                 "needs a user_id and an item_id: fill it in or delete the line"
             )
+    for field in ("user_id", "item_id"):
+        _check_whitespace(inter, field, inter_path)
     timestamps = pd.to_numeric(inter["timestamp"], errors="coerce")
     bad = ~np.isfinite(timestamps.to_numpy(np.float64, na_value=np.nan))
     if bad.any():
@@ -150,16 +183,30 @@ def read_atomic(
             raise DatasetError(
                 f"{item_path}: line {line}: item_id {table['item_id'].loc[line]!r} appears twice"
             )
+        _check_whitespace(table, "item_id", item_path)
+        renamed = [rename.get(c, c) if rename else c for c in table.columns]
+        clash = next((c for i, c in enumerate(renamed) if c in renamed[:i]), None)
+        if clash is not None:
+            sources = [c for c, r in zip(table.columns, renamed) if r == clash]
+            raise DatasetError(
+                f"{item_path}: line 1: columns {' and '.join(repr(c) for c in sources)} both become text field "
+                f"'{clash}'; keep one of them"
+            )
         table = table.rename(columns=dict(rename or {})).set_index("item_id")
         items = table
         fields = tuple(table.columns)
         unknown = ~inter["item_id"].isin(items.index)
         if unknown.any():
             line = unknown.idxmax()
+            value = inter["item_id"].loc[line]
+            near = items.index[items.index.str.strip() == value.strip()]
+            hint = (f" (it holds {near[0]!r}, which differs only by whitespace: remove the spaces around ids)"
+                    if len(near) else "")
             raise DatasetError(
-                f"{inter_path}: line {line}: item_id {inter['item_id'].loc[line]!r} is not in "
-                f"{item_path.name}; add it there or remove the interaction"
+                f"{inter_path}: line {line}: item_id {value!r} is not in "
+                f"{item_path.name}{hint}; add it there or remove the interaction"
             )
     return RawDataset(
-        name=name, interactions=interactions, items=items, text_fields=fields, source=str(inter_path)
+        name=name, interactions=interactions, items=items, text_fields=fields, source=str(inter_path),
+        info={"item_file": str(item_path)},
     )

@@ -29,6 +29,28 @@ def item_text(fields: dict[str, str], order: tuple[str, ...] | None = None) -> s
     return TEXT_SEPARATOR.join(parts)
 
 
+def whitespace_twins(ids: pd.Series) -> tuple[object, object] | None:
+    """The first id with whitespace around it that another id equals once stripped
+    (``" u1"`` and ``"u1"``), as the index labels of both (the padded one first), or ``None``.
+
+    Ids are compared exactly, so such a pair would silently be two users or items."""
+    ids = ids.astype(str)
+    stripped = ids.str.strip()
+    if not (ids != stripped).any():
+        return None
+    first = ids.drop_duplicates()  # each distinct id at its first row
+    keys = stripped.loc[first.index]
+    clashing = keys.duplicated(keep=False)
+    padded = clashing & (first != keys)
+    if not padded.any():
+        return None
+    row = padded.idxmax()
+    group = first[clashing & (keys == keys.loc[row])]
+    exact = group[group == keys.loc[row]]
+    twin = exact.index[0] if len(exact) else group.index[group.index != row][0]
+    return row, twin
+
+
 @dataclass
 class RawDataset:
     """Interactions and item content exactly as a dataset plugin read them.
@@ -64,11 +86,21 @@ class RawDataset:
                 "write Unix seconds (or any increasing number)"
             )
         for column in ("user", "item"):
-            empty = self.interactions[column].astype(str).str.strip() == ""
+            values = self.interactions[column].astype(str)
+            stripped = values.str.strip()
+            empty = stripped == ""
             if empty.any():
                 raise DatasetError(
                     f"{where}: row {empty.idxmax()}: field '{column}' is empty; every interaction "
                     "needs a user and an item id: fill it in or drop the row"
+                )
+            twins = whitespace_twins(values)
+            if twins is not None:
+                row, twin = twins
+                raise DatasetError(
+                    f"{where}: row {row}: {column} {values.loc[row]!r} has whitespace around it, and row {twin} "
+                    f"has {values.loc[twin]!r}; ids are compared exactly, so the two would be different "
+                    f"{column}s: strip the ids when reading"
                 )
         if len(self.items):
             known = set(self.items.index)
@@ -109,7 +141,9 @@ class PreparedDataset:
 
     Users are ``0..n_users-1`` and items ``0..n_items-1`` (random order, seeded).
     ``sequences[u]`` holds user u's items in time order and ``timestamps[u]`` their
-    times. ``item_text[i]`` maps content field -> text for item i.
+    times. ``item_text[i]`` maps content field -> text for item i. ``item_file`` names the
+    file item text was read from (or would be, when absent), for errors; empty when the
+    reader does not say (``RawDataset.info["item_file"]``).
     """
 
     name: str
@@ -120,6 +154,7 @@ class PreparedDataset:
     item_text: list[dict[str, str]]
     text_fields: tuple[str, ...]
     options: dict = field(default_factory=dict)
+    item_file: str = ""
 
     @property
     def n_users(self) -> int:
@@ -218,6 +253,7 @@ def prepare(raw: RawDataset, k: int = 5, id_seed: int = 0) -> PreparedDataset:
         item_text=item_text,
         text_fields=fields,
         options={"k_core": k, "id_seed": id_seed},
+        item_file=str(raw.info.get("item_file") or ""),
     )
 
 

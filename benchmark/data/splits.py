@@ -17,6 +17,11 @@ test case by construction. A case left with no input item (a ``temporal`` intera
 is its user's first, a ``cold-items`` case without an earlier warm item) is dropped and
 counted in ``Split.info["dropped_cases"]``. A split without validation or test cases, or
 without training interactions, is refused with a :class:`DatasetError` saying why.
+
+Options (``cold-items:share=0.2,seed=1``) are declared with their type and range in
+:data:`SPLIT_OPTIONS`; an unknown, repeated or valueless option, a value of the wrong type
+and one out of range (``strata=0``, ``valid_start=nan``) fail with a
+:class:`ParameterError` naming the option and its range, before any array is built.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmark.data.dataset import PreparedDataset
-from benchmark.errors import BenchmarkError, DatasetError
+from benchmark.errors import BenchmarkError, DatasetError, ParameterError
 
 DEFAULT_MAX_HISTORY = 20
 POPULARITY_GROUPS = ("G1", "G2", "G3", "G4")
@@ -305,6 +310,12 @@ def temporal(
     validation interaction (timestamps all equal, or too few distinct ones),
     :class:`DatasetError` names the cut timestamps.
     """
+    _check_options("temporal", {"valid_start": valid_start, "test_start": test_start})
+    if not valid_start < test_start:
+        raise ParameterError(
+            f"split temporal: valid_start={valid_start:g} must lie before test_start={test_start:g} (validation "
+            "runs from valid_start to test_start); write e.g. temporal:valid_start=0.8,test_start=0.9"
+        )
     all_times = np.sort(np.concatenate(data.timestamps))
     n = len(all_times)
     t_valid = all_times[min(n - 1, int(valid_start * n))]
@@ -367,8 +378,12 @@ def cold_items(
     validation case's input and seen items leave out its user's test interactions (a
     user's warm test item or later-half cold items may come before a validation case).
     """
-    if not 0.0 < share < 1.0:
-        raise BenchmarkError(f"cold-items: share={share} must be between 0 and 1, e.g. share=0.1")
+    _check_options("cold-items", {"share": share, "seed": seed, "strata": strata})
+    if strata > data.n_items:
+        raise ParameterError(
+            f"split cold-items of {data.name}: option strata={strata} is out of range: strata must be an integer "
+            f"from 1 to the number of items ({data.n_items}), e.g. cold-items:strata=10"
+        )
     n_cold = int(round(share * data.n_items))
     if not 0 < n_cold < data.n_items:
         raise DatasetError(
@@ -418,6 +433,87 @@ SPLITS: dict[str, Callable[..., Split]] = {
 }
 
 
+@dataclass(frozen=True)
+class SplitOption:
+    """One ``split:key=value`` option: its type and allowed range (``low``/``high``, open
+    bounds unless ``closed``), and the range in words for error messages."""
+
+    type: type
+    low: float
+    high: float | None
+    closed: bool
+    allowed: str
+    example: str
+
+
+# Every option of every split, with its allowed range; make_split and the split functions
+# check them all, so no value reaches numpy unchecked. cold-items' strata is also bounded by
+# the catalogue (at most one stratum per item), checked where the catalogue is known.
+SPLIT_OPTIONS: dict[str, dict[str, SplitOption]] = {
+    "loo": {},
+    "temporal": {
+        "valid_start": SplitOption(float, 0.0, 1.0, False, "a number between 0 and 1 (exclusive), below test_start",
+                                   "valid_start=0.8"),
+        "test_start": SplitOption(float, 0.0, 1.0, False, "a number between 0 and 1 (exclusive), above valid_start",
+                                  "test_start=0.9"),
+    },
+    "cold-items": {
+        "share": SplitOption(float, 0.0, 1.0, False, "a number between 0 and 1 (exclusive)", "share=0.1"),
+        "seed": SplitOption(int, 0, None, True, "an integer of 0 or more", "seed=0"),
+        "strata": SplitOption(int, 1, None, True, "an integer from 1 to the number of items", "strata=10"),
+    },
+}
+
+
+def options_help() -> str:
+    """The splits and their options with defaults, for ``--split`` help: ``loo, temporal
+    (valid_start=0.8, test_start=0.9), cold-items (share=0.1, seed=0, strata=10)``."""
+    parts = []
+    for name, function in SPLITS.items():
+        defaults = inspect.signature(function).parameters
+        options = ", ".join(f"{key}={defaults[key].default}" for key in SPLIT_OPTIONS[name])
+        parts.append(f"{name} ({options})" if options else name)
+    return ", ".join(parts)
+
+
+def _option_error(split: str, key: str, value: object, why: str) -> ParameterError:
+    option = SPLIT_OPTIONS[split][key]
+    return ParameterError(f"split {split}: option {key}={value} {why}: {key} must be {option.allowed}, "
+                          f"e.g. {split}:{option.example}")
+
+
+def _check_options(split: str, values: dict[str, object]) -> None:
+    """Each of ``split``'s options in ``values`` is of its type and within its range (a
+    :class:`ParameterError` naming the option and the range otherwise)."""
+    for key, value in values.items():
+        option = SPLIT_OPTIONS[split][key]
+        if option.type is int and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise _option_error(split, key, value, "is not an integer")
+        if option.type is float and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))):
+            raise _option_error(split, key, value, "is not a number")
+        number = float(value)
+        inside = np.isfinite(number) and (
+            (number >= option.low if option.closed else number > option.low)
+            and (option.high is None or (number <= option.high if option.closed else number < option.high)))
+        if not inside:
+            raise _option_error(split, key, value, "is out of range")
+
+
+def _parse_option(name: str, base: str, key: str, value: str) -> int | float:
+    option = SPLIT_OPTIONS[base][key]
+    if option.type is int:
+        try:
+            return int(value)
+        except ValueError:
+            raise ParameterError(f"split {name!r}: option {key} needs an integer, got {value!r}: {key} must be "
+                                 f"{option.allowed}, e.g. {base}:{option.example}") from None
+    try:
+        return float(value)
+    except ValueError:
+        raise ParameterError(f"split {name!r}: option {key} needs a number, got {value!r}: {key} must be "
+                             f"{option.allowed}, e.g. {base}:{option.example}") from None
+
+
 def split_names(text: str) -> list[str]:
     """The split names in a comma-separated ``--split`` list, whose options may hold commas too:
     ``loo,cold-items:share=0.2,seed=1`` -> ``["loo", "cold-items:share=0.2,seed=1"]``."""
@@ -440,18 +536,20 @@ def make_split(name: str, data: PreparedDataset, max_history: int = DEFAULT_MAX_
     if base not in SPLITS:
         raise BenchmarkError(f"unknown split {name!r}; known splits: {', '.join(SPLITS)}")
     function = SPLITS[base]
-    known = [p for p in inspect.signature(function).parameters if p not in ("data", "max_history")]
+    known = list(SPLIT_OPTIONS[base])
     kwargs: dict[str, float | int] = {}
-    for option in filter(None, options.split(",")):
-        key, _, value = option.partition("=")
+    for option in filter(None, (o.strip() for o in options.split(","))):
+        key, equals, value = (part.strip() for part in option.partition("="))
         if key not in known:
-            raise BenchmarkError(
+            raise ParameterError(
                 f"split {name!r}: unknown option {key!r}; {base} takes {', '.join(known) or 'no options'}"
             )
-        try:
-            kwargs[key] = int(value) if key in ("seed", "strata") else float(value)
-        except ValueError:
-            raise BenchmarkError(f"split {name!r}: option {key} needs a number, got {value!r}") from None
+        if key in kwargs:
+            raise ParameterError(f"split {name!r}: option {key} is given twice; give each option once")
+        if not equals or not value:
+            raise ParameterError(f"split {name!r}: option {key} has no value; write {key}=VALUE, e.g. "
+                                 f"{base}:{SPLIT_OPTIONS[base][key].example}")
+        kwargs[key] = _parse_option(name, base, key, value)
     split = function(data, **kwargs, max_history=max_history)
     split.name = name
     return split

@@ -39,6 +39,10 @@ PATH_SEPARATOR = " > "
 GENRES_FIELD = "genres"
 NO_DEEPER_LEVEL = 0  # semid/cid code for "the path ends above this level"
 DENSE_EIGEN_LIMIT = 2000  # below this many items a dense eigendecomposition is fast and exact
+# TID identifiers: longer titles are cut (see TitleTokenizer); every title of ml-100k and
+# the synthetic data is far shorter, so their identifiers are unchanged.
+MAX_TITLE_WORDS = 64
+MAX_TITLE_CHARS = 512
 
 TID_PARAMS = (Param("field", str, "title", "item text field whose value is the identifier"),)
 SEMID_PARAMS = (
@@ -131,8 +135,33 @@ def unique_titles(titles: list[str], fallbacks: list[str]) -> tuple[list[str], i
     return result, collisions
 
 
+def short_title(title: str, max_words: int = MAX_TITLE_WORDS, max_chars: int = MAX_TITLE_CHARS) -> str:
+    """``title`` cut to its first ``max_words`` whitespace-separated words, then to at most
+    ``max_chars`` characters at a word boundary (a first word longer than that is cut
+    inside). A title within both limits is returned unchanged, spaces and all."""
+    if len(title) <= max_chars and len(title.split(None, max_words)) <= max_words:
+        return title
+    words = title.split(None, max_words)[:max_words]
+    kept: list[str] = []
+    length = -1
+    for word in words:
+        if length + 1 + len(word) > max_chars:
+            break
+        kept.append(word)
+        length += 1 + len(word)
+    return " ".join(kept) if kept else words[0][:max_chars]
+
+
 class TitleTokenizer:
-    """P5-TID: the title is the identifier."""
+    """P5-TID: the title is the identifier.
+
+    An identifier is written word by word and decoded under a trie, so its length bounds
+    the decoding steps and the trie's size: a title longer than :data:`MAX_TITLE_WORDS`
+    words or :data:`MAX_TITLE_CHARS` characters is cut to that (:func:`short_title`; a
+    10 MB title otherwise kept the trie build busy for minutes). Titles within the limits,
+    all of ml-100k's and the synthetic data's, are kept as they are; ``info`` counts the
+    titles cut (``titles_shortened``).
+    """
 
     kind = "text"
 
@@ -141,16 +170,18 @@ class TitleTokenizer:
 
     def fit(self, data: TrainingData, context: FitContext) -> ItemIdentifiers:
         _check_field(data, self.field, "tid")
-        path = artifact_path(context.cache_dir, "identifiers", "tid", self.field, _text_fingerprint(data),
+        limits = f"words{MAX_TITLE_WORDS}-chars{MAX_TITLE_CHARS}"
+        path = artifact_path(context.cache_dir, "identifiers", "tid", self.field, limits, _text_fingerprint(data),
                              suffix=".json")
         return _cached(path, lambda: self._build(data))
 
     def _build(self, data: TrainingData) -> ItemIdentifiers:
         dataset = data.catalog
-        titles = [fields.get(self.field, "") for fields in dataset.item_text]
+        full = [fields.get(self.field, "") for fields in dataset.item_text]
+        titles = [short_title(title) for title in full]
         texts, collisions = unique_titles(titles, [f"item {raw}" for raw in dataset.item_ids])
         info = {"collisions_before": collisions, "collision_rate_before": collisions / max(1, len(texts)),
-                "levels": 1}
+                "levels": 1, "titles_shortened": sum(a != b for a, b in zip(full, titles))}
         return ItemIdentifiers(kind="text", n_items=len(texts), texts=texts, info=info)
 
 
