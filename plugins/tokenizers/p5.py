@@ -51,10 +51,11 @@ SEMID_PARAMS = (
           "its first genre being the only path level"),
 )
 CID_PARAMS = (
-    Param("window", int, 5, "co-occurrence window: items within this many consecutive training positions"),
-    Param("clusters", int, 8, "clusters per level (N)", profiles={"paper": 20, "cpu": 20}),
+    Param("window", int, 5, "co-occurrence window: items within this many consecutive training positions",
+          minimum=1),
+    Param("clusters", int, 8, "clusters per level (N)", profiles={"paper": 20, "cpu": 20}, minimum=2),
     Param("max_cluster_size", int, 20, "split a cluster until it holds at most this many items (k)",
-          profiles={"paper": 500}),
+          profiles={"paper": 500}, minimum=1),
 )
 
 
