@@ -59,7 +59,7 @@ def stored_rows(tmp_path: Path) -> int:
         (["--param", "popp:recommender.epochs=3"], {}, "--param popp:recommender.epochs: method 'popp' is not "
          "selected in this run (--methods pop); write one of them before the colon"),
         (["--profile", "nonsense"], {}, "--profile 'nonsense': no parameter or method declares this profile; "
-         "known profiles: paper, small, tiny"),
+         "known profiles: cpu, paper, small, tiny"),
         (["--cache", "FILE"], {}, "is a file, not a folder; pick a writable folder"),
         (["--leaderboards", "FILE/boards"], {}, "is a file, not a folder; pick a writable folder"),
         (["--save-rankings", "TMP/missing/top.jsonl"], {}, "the folder TMP/missing does not exist; give a file "
@@ -89,7 +89,7 @@ def test_profile_declared_by_a_plugin_is_accepted(register_plugin, tmp_path, cap
         description="test", params=(Param("width", int, 1, "unused", profiles={"gpu": 2}),)))),
         register_methods=hookimpl(lambda register: register(MethodSpec(
             name="gpu-pop", tokenizer="atomic", recommender="gpu-pop", description="test")))))
-    assert plugins.known_profiles() == ["gpu", "paper", "small", "tiny"]
+    assert plugins.known_profiles() == ["cpu", "gpu", "paper", "small", "tiny"]
     assert main(run_args(tmp_path, "--profile", "gpu", methods="gpu-pop")) == 0
     assert Store(f"sqlite:///{tmp_path}/r.db").rows()[0]["params"]["recommender.width"] == 2
 
