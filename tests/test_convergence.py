@@ -35,7 +35,7 @@ def test_cpu_trains_engine_methods_like_the_papers_but_smaller(method):
     resolved = resolve_method(method, "cpu")
     p = resolved.recommender_params
     # A constant rate after a short warm-up: no epoch cap decides where training ends.
-    assert (p["schedule"], p["epochs"], p["patience"], p["max_train_seconds"]) == ("constant", 200, 5, 7200.0)
+    assert (p["schedule"], p["epochs"], p["patience"], p["max_train_seconds"]) == ("constant", 200, 5, 14400.0)
     assert p["warmup"] * p["schedule_steps"] == 50
     assert p["prefixes_per_user"] == 20
     if "codebook_size" in resolved.tokenizer_params:  # RQ-VAE, LETTER, LC-Rec, LAMIA codes

@@ -29,7 +29,7 @@ drawn from the earlier ones, afresh every epoch), history items' text capped at
 d_model 64, 4 heads of 16, MLP 256, dropout 0.1; a fresh sample of 20 training targets
 per user each epoch (a fifth of every prefix: one validation per fifth of a pass), AdamW
 at a constant 3e-3 after a 50-step warm-up, validation every epoch on the same fixed 500
-cases, patience 5, a 200-epoch cap and a two-hour guard; everything else as ``tiny``.
+cases, patience 5, a 200-epoch cap and a four-hour guard; everything else as ``tiny``.
 """
 
 from __future__ import annotations
