@@ -9,7 +9,9 @@ are JSON documents (:func:`save_identifiers`).
 Writes go to a temporary file first and are renamed into place, so a killed run leaves
 no half file. A file that is unreadable all the same (truncated or corrupted on disk,
 copied half-way) is not trusted: loading it prints one warning line naming it, deletes
-it and returns ``None``, so the caller rebuilds it as if it had never been cached.
+it and returns ``None``, so the caller rebuilds it as if it had never been cached. So is
+an array of the wrong shape or type for what its reader expects (``load_array(path,
+check)``): a file copied from elsewhere, or left by a model whose width changed.
 """
 
 from __future__ import annotations
@@ -65,15 +67,36 @@ def save_array(path: Path, array: np.ndarray) -> None:
             np.save(f, array)
 
 
-def load_array(path: Path) -> np.ndarray | None:
-    """The array at ``path``; ``None`` when absent or unreadable (then deleted, with a warning)."""
+def load_array(path: Path, check: Callable[[np.ndarray], str | None] | None = None) -> np.ndarray | None:
+    """The array at ``path``; ``None`` when absent or unreadable (then deleted, with a warning).
+
+    ``check(array)`` returns ``None`` for an array fit for its use, else what the file should
+    hold (``"(120, 384) finite floats"``): such a file is deleted with a warning too.
+    """
     if not path.exists():
         return None
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         discard_unreadable(path, error)
         return None
+    expected = check(array) if check is not None else None
+    if expected:
+        discard_mismatched(path, f"shape {array.shape} {array.dtype}", expected)
+        return None
+    return array
+
+
+def float_rows(rows: int, width: int | None = None) -> Callable[[np.ndarray], str | None]:
+    """A ``load_array`` check: a 2-D array of finite floats, ``rows`` rows (and ``width``
+    columns when given): one vector per item."""
+
+    def check(array: np.ndarray) -> str | None:
+        fits = (array.ndim == 2 and len(array) == rows and (width is None or array.shape[1] == width)
+                and array.dtype.kind == "f" and bool(np.isfinite(array).all()))
+        return None if fits else f"({rows}, {width if width is not None else 'width'}) finite floats"
+
+    return check
 
 
 # --------------------------------------------------------------------------- JSON
@@ -125,11 +148,16 @@ def _identifiers_from_record(record: dict[str, Any]) -> ItemIdentifiers:
     codes, token_sets, texts = record["codes"], record.get("token_sets"), record["texts"]
     if texts is not None and len(texts) != n_items:
         raise ValueError(f"{len(texts)} texts for {n_items} items")
+    vocab_sizes = tuple(int(v) for v in record["vocab_sizes"])
+    if codes is not None:
+        codes = np.array(codes, np.int64).reshape(n_items, -1)
+        if codes.shape[1] != len(vocab_sizes) or (codes.size and ((codes < 0) | (codes >= vocab_sizes)).any()):
+            raise ValueError(f"codes of {codes.shape[1]} levels do not fit vocab_sizes {list(vocab_sizes)}")
     return ItemIdentifiers(
         kind=record["kind"],
         n_items=n_items,
-        codes=None if codes is None else np.array(codes, np.int64).reshape(n_items, -1),
-        vocab_sizes=tuple(int(v) for v in record["vocab_sizes"]),
+        codes=codes,
+        vocab_sizes=vocab_sizes,
         texts=texts,
         token_sets=None if token_sets is None else np.array(token_sets, np.float32).reshape(n_items, -1),
         info=dict(record["info"]),
@@ -144,6 +172,13 @@ def discard_unreadable(path: Path, error: BaseException) -> None:
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
     print(f"warning: cache file {path} is unreadable ({type(error).__name__}: {reason}); "
           "deleted it, rebuilding", file=sys.stderr, flush=True)
+    path.unlink(missing_ok=True)
+
+
+def discard_mismatched(path: Path, found: str, expected: str) -> None:
+    """Warn in one line that ``path`` holds ``found``, not ``expected``; then delete it so that it is rebuilt."""
+    print(f"warning: cache file {path} holds {found}, expected {expected}; deleted it, rebuilding",
+          file=sys.stderr, flush=True)
     path.unlink(missing_ok=True)
 
 

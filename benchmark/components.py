@@ -278,10 +278,19 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class EncoderSpec:
+    """``factory(params)`` builds an :class:`Encoder`.
+
+    ``width(params)``, optional, is the length of the vectors that encoder gives, found
+    without loading a model (from its config file), or ``None`` when that is unknown: the
+    harness checks cached embeddings against it (their rows always against the catalog),
+    so a cache entry left by another model at the same path is rebuilt instead of used.
+    """
+
     name: str
     factory: Callable[[dict[str, Any]], Encoder]
     description: str
     params: tuple[Param, ...] = ()
+    width: Callable[[dict[str, Any]], int | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from benchmark.components import RunInfo, TrainingData
 from benchmark.errors import BenchmarkError, PluginError
 from benchmark.evaluation.identifier_diagnostics import diagnose
 from benchmark.params import resolve
-from benchmark.runner import load_split, make_context, seed_everything
+from benchmark.runner import library_progress, load_split, make_context, seed_everything
 
 
 def inspect_tokenizer(
@@ -53,13 +53,15 @@ def inspect_tokenizer(
     context = make_context(run, data, cache_dir, progress=progress)
     seed_everything(seed)
     start = time.perf_counter()
-    identifiers = spec.factory(resolved, seed).fit(data, context)
+    with library_progress(progress):
+        identifiers = spec.factory(resolved, seed).fit(data, context)
     fit_seconds = time.perf_counter() - start
     if identifiers.kind != "codes":
         raise BenchmarkError(
             f"tokenizer {tokenizer!r} makes {identifiers.kind!r} identifiers; inspect diagnoses 'codes' only"
         )
-    cf = context.cf_embeddings()
+    with library_progress(progress):
+        cf = context.cf_embeddings()
     result = diagnose(identifiers, cf, data.train_counts > 0)
     result["fit_seconds"] = fit_seconds
     return result

@@ -6,12 +6,15 @@ Fitting sees :class:`~benchmark.components.TrainingData`, which has no test case
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import platform
 import random
+import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,11 +25,11 @@ import torch
 
 from benchmark import plugins, services
 from benchmark.cache import default_cache
-from benchmark.components import EvaluationInput, FitContext, RunInfo, TrainingData
+from benchmark.components import EvaluationInput, FitContext, ItemIdentifiers, Recommender, RunInfo, TrainingData
 from benchmark.data.dataset import PreparedDataset, prepare
 from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split, validation_sample
 from benchmark.errors import PluginError
-from benchmark.evaluation.evaluator import Evaluation, evaluate
+from benchmark.evaluation.evaluator import Evaluation, ScoreError, evaluate, ranking_method
 from benchmark.methods import ResolvedMethod, resolve_method
 
 PACKAGES = ("torch", "transformers", "peft", "recbole", "numpy", "pandas", "scipy", "optuna",
@@ -66,6 +69,109 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def library_progress(progress: bool):
+    """With ``progress=False``, silence for the block the progress bars that libraries print
+    on their own (transformers' "Loading weights" bar of ``from_pretrained``, Hugging Face
+    hub downloads), even when the block is what first imports transformers; the previous
+    settings are restored after it. With ``progress=True`` nothing changes."""
+    if progress:
+        yield
+        return
+    try:
+        from huggingface_hub import utils as hub
+    except ImportError:  # no transformers either: nothing prints such bars
+        yield
+        return
+    hub_was_off = hub.are_progress_bars_disabled()
+    loaded = sys.modules.get("transformers.utils.logging")
+    bars_were_on = loaded.is_progress_bar_enabled() if loaded is not None else None
+    if not hub_was_off:
+        hub.disable_progress_bars()  # transformers imported in the block starts with its bars off
+    if loaded is not None:
+        loaded.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging = sys.modules.get("transformers.utils.logging")
+        if transformers_logging is not None:
+            # Imported in the block: it would have started as the hub's bars were.
+            on = (not hub_was_off) if bars_were_on is None else bars_were_on
+            if on:
+                transformers_logging.enable_progress_bar()
+            else:
+                transformers_logging.disable_progress_bar()
+        # Last: transformers' switches set the hub's bars too.
+        if hub_was_off:
+            hub.disable_progress_bars()
+        else:
+            hub.enable_progress_bars()
+
+
+def recommender_label(method: str) -> str:
+    """How errors name the recommender of ``method``: ``method 'tiger' (recommender 'seq2seq')``."""
+    spec = plugins.get_methods().get(method.removeprefix("cf:").partition(":")[0])
+    return f"method {method!r} (recommender {spec.recommender!r})" if spec else f"method {method!r}"
+
+
+def check_identifiers(identifiers: Any, n_items: int, kind: str, source: str) -> ItemIdentifiers:
+    """``identifiers`` if they are :class:`ItemIdentifiers` of ``kind`` for all ``n_items``
+    catalog items (codes: integers within their level's vocabulary; texts: one string each),
+    else a :class:`PluginError` naming ``source`` (e.g. ``method 'm': tokenizer 't'``)."""
+    if not isinstance(identifiers, ItemIdentifiers):
+        raise PluginError(f"{source} returned {type(identifiers).__name__}, not ItemIdentifiers; return "
+                          "benchmark.components.ItemIdentifiers(kind=..., n_items=data.n_items, ...)")
+    if identifiers.kind != kind:
+        raise PluginError(f"{source} returned {identifiers.kind!r} identifiers but declares kind {kind!r}; make "
+                          "the spec's kind and the identifiers' kind agree")
+    parts = {"codes": identifiers.codes, "text": identifiers.texts, "token_set": identifiers.token_sets}
+    part = parts.get(kind)
+    if kind != "atomic" and part is None:
+        field = {"codes": "codes", "text": "texts", "token_set": "token_sets"}[kind]
+        raise PluginError(f"{source} returned {kind!r} identifiers without {field}; fill ItemIdentifiers.{field}")
+    counts = [identifiers.n_items] + ([len(part)] if part is not None else [])
+    wrong = [count for count in counts if count != n_items]
+    if wrong:
+        raise PluginError(f"{source} returned identifiers for {wrong[0]} items, but the catalog has {n_items}; "
+                          "return one identifier per catalog item, cold items included")
+    if kind == "codes":
+        codes = np.asarray(part)
+        if codes.ndim != 2 or codes.dtype.kind not in "iu":
+            raise PluginError(f"{source} returned codes of shape {codes.shape} and type {codes.dtype}; return "
+                              "integer codes of shape (n_items, levels)")
+        vocab = tuple(identifiers.vocab_sizes)
+        if len(vocab) != codes.shape[1]:
+            raise PluginError(f"{source} returned codes of {codes.shape[1]} levels but {len(vocab)} vocab_sizes; "
+                              "give one vocabulary size per level")
+        for level, size in enumerate(vocab):
+            outside = (codes[:, level] < 0) | (codes[:, level] >= size)
+            if outside.any():
+                raise PluginError(f"{source} returned code {codes[outside, level][0]} at level {level}, outside "
+                                  f"its vocabulary 0..{size - 1} (vocab_sizes[{level}] = {size}); make vocab_sizes "
+                                  "cover every code")
+    if kind == "text" and not all(isinstance(text, str) for text in part):
+        raise PluginError(f"{source} returned texts that are not all strings; give one str per item")
+    return identifiers
+
+
+def numbers(values: Any, source: str) -> dict[str, float]:
+    """``values`` (a mapping of names to numbers) as floats; a :class:`PluginError` naming
+    ``source`` (``evaluator 'x': evaluate()``) for anything else."""
+    if not isinstance(values, Mapping):
+        raise PluginError(f"{source} returned {type(values).__name__}, not a dict; return a dict of metric names "
+                          "to numbers")
+    result = {}
+    for name, value in values.items():
+        try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError
+            result[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise PluginError(f"{source} returned {value!r} for {name!r}, not a number; return a dict of metric "
+                              "names to numbers") from None
+    return result
 
 
 def package_versions() -> dict[str, str]:
@@ -128,7 +234,7 @@ def make_context(
     def validate(recommender, limit: int | None = None) -> dict[str, float]:
         cases = validation_sample(data.valid, limit)
         result = evaluate(recommender, cases, data.n_items, keep_seen, desc="validate", progress=False,
-                          name=run.method)
+                          name=recommender_label(run.method))
         return {k: v for k, v in result.metrics["all"].items() if v is not None}
 
     def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
@@ -187,7 +293,10 @@ def fit_identifiers(request: RunRequest, cache_dir: str | Path | None = None, pr
     context = make_context(run, data, cache_dir or default_cache(), request.keep_seen, progress, hooks)
     seed_everything(request.seed)
     start = time.perf_counter()
-    identifiers = method.tokenizer.factory(method.tokenizer_params, request.seed).fit(data, context)
+    with library_progress(progress):
+        identifiers = method.tokenizer.factory(method.tokenizer_params, request.seed).fit(data, context)
+    check_identifiers(identifiers, data.n_items, method.tokenizer.kind,
+                      f"method {request.method!r}: tokenizer {method.spec.tokenizer!r}")
     return FittedIdentifiers(method, split, data, run, context, identifiers, time.perf_counter() - start)
 
 
@@ -201,8 +310,14 @@ def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool
     tokenized = fit_identifiers(request, cache_dir, progress, method=method)
     method, data, context = tokenized.method, tokenized.data, tokenized.context
     start = time.perf_counter()
-    recommender = method.recommender.factory(method.recommender_params, request.seed)
-    recommender.fit(data, tokenized.identifiers, context)
+    label = recommender_label(request.method)
+    with library_progress(progress):
+        recommender = method.recommender.factory(method.recommender_params, request.seed)
+        if getattr(type(recommender), "fit", Recommender.fit) is Recommender.fit:
+            raise ScoreError(f"{label}: {type(recommender).__name__} does not implement fit(data, identifiers, "
+                             "context); implement it (it may do nothing)")
+        ranking_method(recommender, label)  # neither score nor recommend: refused before the fit
+        recommender.fit(data, tokenized.identifiers, context)
     identifiers = tokenized.identifiers
     if method.tokenizer.joint:
         # A joint tokenizer's output was a starting point: evaluate what training made of it.
@@ -212,6 +327,8 @@ def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool
                 f"method {request.method!r}: tokenizer {method.spec.tokenizer!r} is joint (trained with its "
                 f"recommender), but recommender {method.spec.recommender!r} returned no trained_identifiers(); "
                 "pair the tokenizer with a recommender that trains its modules")
+        check_identifiers(identifiers, data.n_items, method.tokenizer.kind,
+                          f"{label}: trained_identifiers()")
         identifiers.info = {**identifiers.info, "joint": True}
     return FittedRun(request, method, tokenized.split, data, tokenized.run, identifiers, recommender,
                      context, tokenized.seconds, tokenized.seconds + time.perf_counter() - start)
@@ -226,17 +343,19 @@ def execute(
     """Fit, evaluate on test once, and return the result row (not yet stored)."""
     fitted = fit(request, cache_dir, progress, method)
     split, data = fitted.split, fitted.data
+    label = recommender_label(request.method)
     # The single read of the test cases.
-    result = evaluate(fitted.recommender, split.test, split.n_items, request.keep_seen,
-                      desc=f"test {request.method}", progress=progress, name=request.method)
+    with library_progress(progress):
+        result = evaluate(fitted.recommender, split.test, split.n_items, request.keep_seen,
+                          desc=f"test {request.method}", progress=progress, name=label)
     # Diagnostics of the test ranking itself (e.g. the share of generated ids naming no item).
-    extra: dict[str, float] = {(k if "/" in k else f"generation/{k}"): float(v)
-                               for k, v in fitted.recommender.diagnostics().items()}
+    diagnostics = numbers(fitted.recommender.diagnostics(), f"{label}: diagnostics()")
+    extra: dict[str, float] = {(k if "/" in k else f"generation/{k}"): v for k, v in diagnostics.items()}
     evaluation_input = EvaluationInput(data, split.test, fitted.identifiers, result.rankings, result.ranks,
                                        fitted.context)
     for name, spec in plugins.get_evaluators().items():
-        for metric, value in spec.evaluate(evaluation_input).items():
-            extra[f"{name}/{metric}"] = float(value)
+        for metric, value in numbers(spec.evaluate(evaluation_input), f"evaluator {name!r}: evaluate()").items():
+            extra[f"{name}/{metric}"] = value
     info = {"epochs": fitted.run.state.get("epochs", []), "split": split.info,
             "identifiers": fitted.identifiers.info, "baseline": fitted.method.spec.baseline,
             "k_core": request.k_core, "max_history": request.max_history,

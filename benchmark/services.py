@@ -7,12 +7,16 @@ registered encoder and method plugins.
 
 - **Text embeddings**: every catalog item's text (:meth:`ItemCatalog.texts`) encoded by a
   registered encoder plugin, cached by a hash of the texts, the encoder and its parameters.
+  A cached entry must hold one row of finite floats per item, as wide as the encoder's
+  declared ``width`` (when it declares one); any other is rebuilt with one warning line. An
+  encoder whose ``encode`` returns another shape stops the run naming it, caching nothing.
 - **CF embeddings**: the item table of the CF method (default ``sasrec-ce``; set
   ``GENREC_BENCH_CF_METHOD`` to another method whose recommender implements
   ``item_embeddings()``), fitted on the training data only with seed 0 and validation-
   based early stopping, cached by the split digest, the method's parameters and its
   plugins' code hashes. Its epochs are recorded apart: they never reach the caller's
-  ``on_epoch_end`` hooks (an Optuna pruner of the caller never sees them).
+  ``on_epoch_end`` hooks (an Optuna pruner of the caller never sees them). A cached table
+  must hold one row of finite floats per item (else it is refitted, with a warning).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmark import plugins
-from benchmark.cache import artifact_path, content_hash, load_array, save_array
+from benchmark.cache import artifact_path, content_hash, float_rows, load_array, save_array
 from benchmark.components import FitContext, ItemIdentifiers, RunInfo, TrainingData
 from benchmark.errors import PluginError
 from benchmark.methods import ResolvedMethod, resolve_method
@@ -51,12 +55,36 @@ def text_embeddings(
     resolved = resolve(spec.params, "tiny", params, f"encoder {encoder!r}")
     texts = data.catalog.texts()
     path = artifact_path(cache_dir, "text", encoder, resolved, content_hash(texts))
-    cached = load_array(path)
+    width = spec.width(resolved) if spec.width is not None else None
+    cached = load_array(path, float_rows(len(texts), width))
     if cached is not None:
         return cached
-    embeddings = spec.factory(resolved).encode(texts, progress=progress)
+    model = spec.factory(resolved)
+    embeddings = model.encode(texts, progress=progress)
+    check_vectors(embeddings, len(texts), width if width is not None else getattr(model, "dim", None),
+                  f"encoder {encoder!r}: encode()", "texts", "return one row of dim = {width} floats per text")
     save_array(path, embeddings)
     return embeddings
+
+
+def check_vectors(vectors: Any, rows: int, width: int | None, source: str, what: str, mend: str,
+                  kinds: str = "f") -> np.ndarray:
+    """``vectors`` if they are a 2-D array of finite numbers (of numpy kinds ``kinds``: floats)
+    with ``rows`` rows (``width`` columns when given), else a :class:`PluginError` naming
+    ``source`` and the ``mend`` (formatted with ``width``)."""
+    mend = mend.format(width=width if width is not None else "d")
+    try:
+        array = np.asarray(vectors)
+    except (ValueError, TypeError, RuntimeError) as error:
+        found = "rows of different lengths" if "inhomogeneous" in str(error) else "no array"
+        raise PluginError(f"{source} returned {found} ({str(error).splitlines()[0].split('. ')[0]}); {mend}") \
+            from None
+    if array.ndim != 2 or len(array) != rows or (width is not None and array.shape[1] != width):
+        raise PluginError(f"{source} returned shape {array.shape} for {rows} {what}; {mend}")
+    if array.dtype.kind not in kinds or not np.isfinite(array).all():
+        wanted = "floats" if kinds == "f" else "numbers"
+        raise PluginError(f"{source} returned {array.dtype} values, not all finite {wanted}; {mend}")
+    return array
 
 
 def cf_method() -> str:
@@ -82,7 +110,7 @@ def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True, *
     name = cf_method()
     method = resolve_method(name, context.profile)
     path = cf_cache_path(data, context, method)
-    cached = load_array(path)
+    cached = load_array(path, float_rows(data.n_items))
     if cached is not None or not train:
         return cached
     run = RunInfo(dataset=context.run.dataset, split=context.run.split, method=f"cf:{name}",
@@ -99,6 +127,8 @@ def cf_embeddings(data: TrainingData, context: FitContext, train: bool = True, *
             f"CF method {name!r}: its recommender {method.spec.recommender!r} gives no item_embeddings(); "
             f"set {CF_METHOD_ENV} to a method whose recommender does (e.g. {DEFAULT_CF_METHOD})"
         )
-    table = np.asarray(table, np.float32)
+    table = check_vectors(table, data.n_items, None, f"CF method {name!r}: recommender {method.spec.recommender!r}'s "
+                          "item_embeddings()", "items", "return one row of d floats per catalog item, shape "
+                          "(n_items, d)", kinds="fiu").astype(np.float32)
     save_array(path, table)
     return table

@@ -153,13 +153,15 @@ class Store:
     Any fault of ``url`` (not a URL, unknown dialect, missing driver, unwritable path, a
     file that is not a database, no server) is one :class:`StoreError` line. With
     ``create=False`` (``leaderboard``) nothing is created: a missing SQLite file or a
-    database without results fails instead.
+    database without results fails instead. A database whose ``runs`` or ``claims`` table
+    has other columns than ours (another program's) is refused before anything is written.
     """
 
     def __init__(self, url: str = DEFAULT_URL, create: bool = True):
         self.url = url
         self.engine = open_database(url, "--store", create)
         try:
+            check_schema(self.engine, url)
             if create:
                 try:
                     metadata.create_all(self.engine)
@@ -281,6 +283,36 @@ class Store:
         query = sa.select(runs.c.dataset, runs.c.split).distinct().order_by(runs.c.dataset)
         with self.engine.connect() as conn:
             return [(r.dataset, r.split) for r in conn.execute(query)]
+
+
+def check_schema(engine: sa.Engine, url: str) -> None:
+    """A :class:`StoreError` when a table named like ours (``runs``, ``claims``) exists with
+    other columns: the database belongs to another program (or another schema), and adding
+    our tables to it or writing rows would fail in SQL or spoil it. Reads only."""
+    inspector = sa.inspect(engine)
+    existing = set(inspector.get_table_names())
+    for table, what in ((runs, "results"), (claims, "claims")):
+        if table.name not in existing:
+            continue
+        found = {column["name"] for column in inspector.get_columns(table.name)}
+        ours = set(table.columns.keys())
+        if found == ours:
+            continue
+        differences = []
+        if found - ours:
+            differences.append(f"unknown {_some(found - ours)}")
+        if ours - found:
+            differences.append(f"lacks {_some(ours - found)}")
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        raise StoreError(f"--store {shown}: its table {table.name!r} is not a genrec-bench {what} table (columns "
+                         f"{', '.join(sorted(found))}; {'; '.join(differences)}); point --store at a genrec-bench "
+                         "results database or at a new file")
+
+
+def _some(names: set[str], shown: int = 5) -> str:
+    ordered = sorted(names)
+    more = f" and {len(ordered) - shown} more" if len(ordered) > shown else ""
+    return ", ".join(ordered[:shown]) + more
 
 
 def _alive(owner: str, heartbeat: float, now: float) -> bool:

@@ -11,6 +11,10 @@ Protocol (the same for every method):
 - **Ties are pessimistic**: the target ranks below every item with an equal score, so a
   model that gives every item the same score ranks no target (no lucky id order).
 - **Non-finite scores** (NaN, inf) stop the run with an error naming the recommender.
+- **The contract is checked**: scores of another shape or type, lists with a row count other
+  than the batch's, non-integer ids or ids outside the catalog (``-1`` pads short lists), and a
+  recommender with neither ``score`` nor ``recommend`` stop the run with a
+  :class:`~benchmark.errors.PluginError` naming the recommender and the rule it broke.
 """
 
 from __future__ import annotations
@@ -24,12 +28,26 @@ from tqdm.auto import tqdm
 
 from benchmark.components import CaseBatch, Recommender
 from benchmark.data.splits import Cases
-from benchmark.errors import BenchmarkError
+from benchmark.errors import PluginError
 from benchmark.evaluation.metrics import MAX_K, summarise, target_ranks
 
 
-class ScoreError(BenchmarkError):
-    """A recommender returned scores the evaluator cannot rank (wrong shape, NaN, inf)."""
+class ScoreError(PluginError):
+    """A recommender broke its contract: scores the evaluator cannot rank (wrong shape or type,
+    NaN, inf), lists of the wrong shape or with ids outside the catalog, or neither method."""
+
+
+def ranking_method(recommender: Recommender, name: str) -> str:
+    """``"score"`` or ``"recommend"``: which of the two a recommender implements (a subclass
+    of :class:`Recommender` overriding it, or any object defining it); a :class:`ScoreError`
+    when it implements neither (the base class would raise a bare NotImplementedError)."""
+    kind = type(recommender)
+    if getattr(kind, "score", Recommender.score) is not Recommender.score:
+        return "score"
+    if getattr(kind, "recommend", Recommender.recommend) is not Recommender.recommend:
+        return "recommend"
+    raise ScoreError(f"{name}: {kind.__name__} implements neither score() nor recommend(); implement "
+                     "score(batch) (one score per catalog item) or recommend(batch, k) (its own top-k lists)")
 
 
 @dataclass
@@ -92,11 +110,13 @@ def rank_cases(
 def _rank_batch(recommender, batch: CaseBatch, targets: np.ndarray, n_items: int, k: int, name: str) -> np.ndarray:
     scores = recommender.score(batch)
     if scores is None:
-        return _clean_lists(np.asarray(recommender.recommend(batch, k), np.int64), batch.exclude, k)
+        if ranking_method(recommender, name) != "recommend":
+            raise ScoreError(f"{name}: score() returned None (a list-based recommender's answer) but it does not "
+                             "implement recommend(batch, k); return scores, or implement recommend")
+        lists = _checked_lists(recommender.recommend(batch, k), len(batch), k, n_items, name)
+        return _clean_lists(lists, batch.exclude, k)
     # A copy: masking below must never write into the recommender's own arrays.
-    scores = torch.tensor(np.asarray(scores), dtype=torch.float32)
-    if scores.shape != (len(batch), n_items):
-        raise ScoreError(f"{name}: score() returned shape {tuple(scores.shape)}, expected ({len(batch)}, {n_items})")
+    scores = torch.tensor(_checked_scores(scores, len(batch), n_items, name), dtype=torch.float32)
     finite = torch.isfinite(scores)
     if not finite.all():
         bad = int((~finite.all(dim=1)).sum())
@@ -114,6 +134,52 @@ def _rank_batch(recommender, batch: CaseBatch, targets: np.ndarray, n_items: int
     visit = torch.argsort(is_target.to(torch.int8), dim=1, stable=True)
     order = torch.argsort(scores.gather(1, visit), dim=1, descending=True, stable=True)[:, :k]
     return visit.gather(1, order).numpy()
+
+
+def _as_array(value, what: str, name: str) -> np.ndarray:
+    if value is None:
+        raise ScoreError(f"{name}: {what} returned None; return one row of "
+                         f"{'item indices' if what.startswith('recommend') else 'scores'} per case")
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0].split(". ")[0]
+        if "inhomogeneous" in str(error):
+            raise ScoreError(f"{name}: {what} returned rows of different lengths ({reason}); return a "
+                             "rectangular array, one row per case") from None
+        raise ScoreError(f"{name}: {what} returned a {type(value).__name__} that is not an array ({reason}); "
+                         "return a numpy array (a CPU one)") from None
+
+
+def _checked_scores(scores, cases: int, n_items: int, name: str) -> np.ndarray:
+    """``score()``'s answer as an array of shape (cases, n_items) of real numbers."""
+    array = _as_array(scores, "score()", name)
+    if array.dtype.kind not in "biuf":
+        raise ScoreError(f"{name}: score() returned {array.dtype} values; return real numbers (floats), one per "
+                         "case and catalog item")
+    if array.shape != (cases, n_items):
+        raise ScoreError(f"{name}: score() returned shape {array.shape} for a batch of {cases} cases and {n_items} "
+                         "items; return one score per case and catalog item, shape (len(batch), n_items) in "
+                         "item-index order")
+    return array
+
+
+def _checked_lists(lists, cases: int, k: int, n_items: int, name: str) -> np.ndarray:
+    """``recommend()``'s answer as int64 lists, one row per case, ids in ``-1 .. n_items-1``."""
+    array = _as_array(lists, "recommend()", name)
+    if array.ndim != 2 or len(array) != cases:
+        found = (f"{len(array)} row{'' if len(array) == 1 else 's'}" if array.ndim == 2
+                 else f"an array of shape {array.shape}")
+        raise ScoreError(f"{name}: recommend(batch, k={k}) returned {found} for a batch of {cases} cases; return "
+                         "one row of item indices per case, shape (len(batch), k)")
+    if array.dtype.kind not in "iu":
+        raise ScoreError(f"{name}: recommend() returned {array.dtype} values; return integer item indices (e.g. "
+                         "an np.int64 array)")
+    outside = (array < -1) | (array >= n_items)
+    if outside.any():
+        raise ScoreError(f"{name}: recommend() returned item index {array[outside][0]}, outside the catalog's "
+                         f"0..{n_items - 1} (-1 pads short lists); return item indices of the catalog")
+    return array.astype(np.int64, copy=False)
 
 
 def _clean_lists(lists: np.ndarray, exclude: list[np.ndarray] | None, k: int) -> np.ndarray:

