@@ -73,12 +73,13 @@ def plot_curves(tables: dict[str, Any], path: Path, title: str) -> bool:
     if not lines:
         return False
     fig, ax = plt.subplots(figsize=(9, 5))
-    colours = plt.get_cmap("tab20")
+    colours = plt.get_cmap("tab10")
     labelled = set()
     for i, entry, points in lines:
         x, y = zip(*points)
-        colour = colours(i % 20)
-        ax.plot(x, y, color=colour, linewidth=1, alpha=0.8,
+        colour = colours(i % 10)
+        style = ("-", "--", ":")[(i // 10) % 3]  # past ten methods the colours repeat with another line style
+        ax.plot(x, y, color=colour, linestyle=style, linewidth=1, alpha=0.8,
                 label=None if i in labelled else entry.name)
         best = int(np.argmax(y))
         ax.plot([x[best]], [y[best]], "o", color=colour, markersize=3)
