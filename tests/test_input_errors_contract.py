@@ -371,6 +371,31 @@ def test_codes_cache_of_the_wrong_shape_is_recomputed_with_one_warning(tmp_path,
     assert info == {"levels": 3}
 
 
+@pytest.mark.parametrize("tokenizer", ["rqvae", "letter", "lcrec"])
+def test_the_code_tokenizers_rebuild_a_codes_cache_with_the_wrong_number_of_items(register_plugin, tmp_path, capsys,
+                                                                                  tokenizer):
+    # The tokenizers pass the catalogue's size, so a cached entry for another catalogue is
+    # rebuilt (it stopped the run with an identifiers error before).
+    from benchmark.inspection import inspect_tokenizer
+
+    word_hash_rqvae(register_plugin)
+    params = dict(TINY_RQVAE)
+    if tokenizer == "lcrec":
+        params["levels"] = 3
+    first = inspect_tokenizer("synthetic:0,100,48", tokenizer, params=params, cache_dir=str(tmp_path), progress=False)
+    [path] = (tmp_path / tokenizer).glob("*.npy")
+    codes = np.load(path)
+    save_array(path, codes[:-1])
+    capsys.readouterr()
+    again = inspect_tokenizer("synthetic:0,100,48", tokenizer, params=params, cache_dir=str(tmp_path),
+                              progress=False)
+    err = capsys.readouterr().err
+    assert f"warning: cache file {path} holds " in err and f"expected ({len(codes)}, levels)" in err
+    assert {k: v for k, v in again.items() if k != "fit_seconds"} == {
+        k: v for k, v in first.items() if k != "fit_seconds"}
+    np.testing.assert_array_equal(np.load(path), codes)
+
+
 # --------------------------------------------------------------------------- (7b) a store that is not ours
 
 

@@ -376,6 +376,6 @@ class RQVAETokenizer:
             return codes.numpy(), training_info(trained)
 
         codes, info = cached_codes(context.cache_dir, "rqvae", [array_digest(embeddings), self.params, self.seed],
-                                   compute)
+                                   compute, rows=data.n_items)
         return code_identifiers(codes, self.params["codebook_size"], info)
 

@@ -232,7 +232,8 @@ class LamiaTokenizer:
             raise PluginError(f"{OWNER} learns palettes from item text; dataset {data.catalog.name!r} has no text "
                               "fields")
         key = [content_hash(data.catalog.item_text), self.params, self.seed]
-        codes, info = cached_codes(context.cache_dir, "lamia", key, lambda: self._codes(data, context))
+        codes, info = cached_codes(context.cache_dir, "lamia", key, lambda: self._codes(data, context),
+                                   rows=data.n_items)
         return code_identifiers(codes, self.params["codebook_size"], info)
 
     def train(self, data: TrainingData, context: FitContext) -> tuple[Palette, dict[str, Any]]:

@@ -110,7 +110,7 @@ class LCRecTokenizer(RQVAETokenizer):
             return np.column_stack([prefixes, last]), info
 
         key = [array_digest(embeddings), self.params, self.seed]
-        codes, info = cached_codes(context.cache_dir, "lcrec", key, compute)
+        codes, info = cached_codes(context.cache_dir, "lcrec", key, compute, rows=data.n_items)
         return lcrec_identifiers(codes, self.params["codebook_size"], info)
 
 

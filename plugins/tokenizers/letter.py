@@ -158,7 +158,7 @@ class LetterTokenizer(RQVAETokenizer):
             return codes.numpy(), {**training_info(trained), "warm_items": int(warm.sum())}
 
         key = [array_digest(embeddings), array_digest(cf[warm]), array_digest(warm), self.params, self.seed]
-        codes, info = cached_codes(context.cache_dir, "letter", key, compute)
+        codes, info = cached_codes(context.cache_dir, "letter", key, compute, rows=data.n_items)
         return code_identifiers(codes, self.params["codebook_size"], info)
 
 
