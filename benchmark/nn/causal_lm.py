@@ -26,7 +26,6 @@ from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.model_paths import SHIPPED
 from benchmark.nn.sequences import TRAINING_PARAMS
 
-
 # The 2-core CPU budget of the LLM family: fewer sampled targets and epochs than seq2seq's,
 # in smaller steps (batch 64 at 1e-3 reached validation N@10 0.019 after one ml-100k epoch
 # of lcrec where batch 256 at 3e-3 had 0.013 after three).
