@@ -31,6 +31,7 @@ from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split, valida
 from benchmark.errors import PluginError
 from benchmark.evaluation.evaluator import Evaluation, ScoreError, evaluate, ranking_method
 from benchmark.methods import ResolvedMethod, resolve_method
+from benchmark.preflight import check_methods
 
 PACKAGES = ("torch", "transformers", "peft", "recbole", "numpy", "pandas", "scipy", "optuna",
             "pluggy", "tabulate", "genrec-bench")
@@ -278,6 +279,8 @@ def fit_identifiers(request: RunRequest, cache_dir: str | Path | None = None, pr
     request's method already resolved (resolved here when not given)."""
     method = method or resolve_method(request.method, request.profile, request.params)
     split = load_split(request.dataset, request.split, request.k_core, request.max_history)
+    # The command line checked these already; a caller of the Python API gets the same line.
+    check_methods(split.dataset, {request.method: method})
     data = TrainingData.from_split(split)
     run = RunInfo(
         dataset=request.dataset,

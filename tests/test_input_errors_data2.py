@@ -421,3 +421,13 @@ def test_out_of_range_split_options_never_reach_numpy():
             with pytest.raises(ParameterError):
                 make_split(f"temporal:{option}={value}", data)
     assert np.isfinite(make_split("temporal:valid_start=0.5,test_start=0.75", data).info["valid_from"])
+
+
+def test_the_python_api_refuses_a_small_catalogue_like_the_command_line(tmp_path):
+    # `runner.fit` / `execute` called directly reached the evaluator's shape mismatch.
+    from benchmark.runner import RunRequest, execute
+
+    folder = atomic_folder(tmp_path, [(f"u{u}", f"i{(u + j) % 15}", j) for u in range(30) for j in range(6)])
+    with pytest.raises(DatasetError, match="15 items after 1-core filtering, but every ranking lists the top 20"):
+        execute(RunRequest(dataset=f"atomic:{folder}", split="loo", method="pop", k_core=1), tmp_path / "cache",
+                progress=False)
