@@ -8,6 +8,8 @@ cannot serve a method fails in a second with one line, not after other methods' 
   holds every item the case may rank, so recall@20 is 1 for every method and the board
   compares nothing (and score-based rankings cannot fill the list). Padding the lists
   with ``-1`` would store those numbers as if they were results, so such a dataset is refused.
+- **Every recommender can serve**: it implements ``fit`` and one of ``score`` or
+  ``recommend`` (an instance is built for the check, before anything is seeded or fitted).
 - **A method that reads item text needs some.** A tokenizer reads item text when it
   declares one of :data:`TEXT_PARAMETERS` (``text_encoder``: it embeds the text through an
   encoder plugin, as TIGER's RQ-VAE, LETTER, LC-Rec and SETRec do; ``field``: P5-TID's
@@ -23,8 +25,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from benchmark.components import Recommender
 from benchmark.data.dataset import PreparedDataset
 from benchmark.errors import DatasetError
+from benchmark.evaluation.evaluator import ScoreError, ranking_method
 from benchmark.evaluation.metrics import MAX_K
 from benchmark.methods import ResolvedMethod
 
@@ -70,9 +74,23 @@ def missing_text(data: PreparedDataset) -> tuple[str, str] | None:
     return f"{file} has no text column, only item_id", f"add {column}"
 
 
+def check_recommender(recommender: Recommender, label: str) -> None:
+    """A :class:`ScoreError` naming ``label`` when ``recommender`` does not implement ``fit``,
+    or implements neither ``score`` nor ``recommend``."""
+    if getattr(type(recommender), "fit", Recommender.fit) is Recommender.fit:
+        raise ScoreError(f"{label}: {type(recommender).__name__} does not implement fit(data, identifiers, "
+                         "context); implement it (it may do nothing)")
+    ranking_method(recommender, label)
+
+
 def check_methods(data: PreparedDataset, methods: Mapping[str, ResolvedMethod]) -> None:
-    """:func:`check_catalogue`, and for each method that reads item text, that ``data`` has some."""
+    """:func:`check_catalogue`; every method's recommender can serve (:func:`check_recommender`,
+    on an instance built for the check and dropped); and for each method that reads item
+    text, that ``data`` has some."""
     check_catalogue(data)
+    for name, method in methods.items():
+        check_recommender(method.recommender.factory(method.recommender_params, 0),
+                          f"method {name!r} (recommender {method.spec.recommender!r})")
     missing = missing_text(data)
     if missing is None:
         return

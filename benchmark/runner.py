@@ -25,13 +25,13 @@ import torch
 
 from benchmark import plugins, services
 from benchmark.cache import default_cache
-from benchmark.components import EvaluationInput, FitContext, ItemIdentifiers, Recommender, RunInfo, TrainingData
+from benchmark.components import EvaluationInput, FitContext, ItemIdentifiers, RunInfo, TrainingData
 from benchmark.data.dataset import PreparedDataset, prepare
 from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split, validation_sample
 from benchmark.errors import PluginError
-from benchmark.evaluation.evaluator import Evaluation, ScoreError, evaluate, ranking_method
+from benchmark.evaluation.evaluator import Evaluation, evaluate
 from benchmark.methods import ResolvedMethod, resolve_method
-from benchmark.preflight import check_methods
+from benchmark.preflight import check_methods, check_recommender
 
 PACKAGES = ("torch", "transformers", "peft", "recbole", "numpy", "pandas", "scipy", "optuna",
             "pluggy", "tabulate", "genrec-bench")
@@ -310,16 +310,15 @@ def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool
     Nothing here reads the test cases: fitting gets :class:`TrainingData`, and
     validation metrics come from the validation cases.
     """
+    label = recommender_label(request.method)
+    # fit_identifiers has refused a recommender that cannot serve (no fit, neither score nor
+    # recommend) before the tokenizer's fit, on an instance built before anything is seeded.
     tokenized = fit_identifiers(request, cache_dir, progress, method=method)
     method, data, context = tokenized.method, tokenized.data, tokenized.context
     start = time.perf_counter()
-    label = recommender_label(request.method)
     with library_progress(progress):
         recommender = method.recommender.factory(method.recommender_params, request.seed)
-        if getattr(type(recommender), "fit", Recommender.fit) is Recommender.fit:
-            raise ScoreError(f"{label}: {type(recommender).__name__} does not implement fit(data, identifiers, "
-                             "context); implement it (it may do nothing)")
-        ranking_method(recommender, label)  # neither score nor recommend: refused before the fit
+        check_recommender(recommender, label)
         recommender.fit(data, tokenized.identifiers, context)
     identifiers = tokenized.identifiers
     if method.tokenizer.joint:

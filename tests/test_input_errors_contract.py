@@ -184,7 +184,7 @@ def test_a_recommender_with_neither_score_nor_recommend_fails_before_it_is_fitte
     assert (NAMED + "Neither implements neither score() nor recommend(); implement score(batch) (one score per "
             "catalog item) or recommend(batch, k) (its own top-k lists)") in one_error_line(capsys)
     assert fitted == []
-    assert stored_rows(tmp_path) == 1  # pop, run before it, is kept
+    assert stored_rows(tmp_path) == 0  # refused before pop, the run's first method, was fitted
 
 
 def test_score_returning_none_without_recommend_names_the_plugin(register_plugin, tmp_path, capsys):
