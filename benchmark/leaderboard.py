@@ -304,6 +304,17 @@ def rerun_command(rows: list[dict[str, Any]]) -> str:
     return " ".join(parts)
 
 
+def _pending_lines(methods: list[str], dataset: str, split: str, profile: str) -> list[str]:
+    """The methods this board holds runs of, but none under its profile: what is left to run."""
+    if not methods:
+        return []
+    return [f"## Not run under `{profile}` yet", "",
+            f"This board has runs of these methods under another profile only: {', '.join(methods)}. "
+            "They are listed below with their own re-run commands; under this board's profile:", "",
+            f"`genrec-bench run --dataset {dataset} --split {split} --profile {profile} --methods "
+            f"{','.join(methods)} --seeds 0,1,2`", ""]
+
+
 def _left_out_lines(left_out: list[tuple[dict[str, Any], str]]) -> list[str]:
     """Markdown list of the runs a board does not show, grouped, each with a re-run command."""
     if not left_out:
@@ -399,6 +410,8 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
     profile = board_profile(rows)
     other_split += [(r, f"profile `{r['profile']}`; this board shows `{profile}` rows") for r in rows
                     if r["profile"] != profile]
+    shown = {r["method"] for r in rows if r["profile"] == profile}
+    pending = sorted({r["method"] for r in rows if r["profile"] != profile and not r["tuned_trials"]} - shown)
     rows = [r for r in rows if r["profile"] == profile]
     tables = build_tables(rows)
     profile_notes = _profile_notes(rows)
@@ -491,6 +504,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "history; leaving history items rankable (`--keep-seen`) only penalises models that score them.",
         *profile_notes,
         "",
+        *_pending_lines(pending, dataset, split, profile),
         *_left_out_lines(tables["left_out"] + other_split),
         *_reading_notes(out_dir, stem),
     ]

@@ -82,6 +82,19 @@ def test_board_reports_stops_marks_capped_rows_and_draws_learning_curves(tmp_pat
     assert "(synthetic-loo-curves.png)" in convergence and (boards / "synthetic-loo-curves.png").stat().st_size
     left = board.split("## Runs left out of this board")[1]
     assert "pop, seeds 0: profile `tiny`; this board shows `cpu` rows" in left
+    assert "## Not run under `cpu` yet" not in board  # pop has cpu rows too
     with open(boards / "synthetic-loo.csv") as f:
         records = {r["method"]: r for r in csv.DictReader(f)}
     assert records["sasrec-ce"]["converged"] == "False" and records["sasrec-bce"]["converged"] == "True"
+
+
+def test_a_board_says_which_methods_have_no_rows_of_its_profile_yet(tmp_path):
+    boards = tmp_path / "boards"
+    base = ["run", "--dataset", "synthetic", "--seeds", "0", "--store", f"sqlite:///{tmp_path}/r.db",
+            "--leaderboards", str(boards), "--no-progress"]
+    assert main([*base, "--methods", "pop,sasrec-ce", "--param", "sasrec-ce:recommender.epochs=1"]) == 0
+    assert main([*base, "--profile", "cpu", "--methods", "pop"]) == 0
+    board = (boards / "synthetic-loo.md").read_text()
+    pending = board.split("## Not run under `cpu` yet")[1].split("\n## ")[0]
+    assert "under another profile only: sasrec-ce." in pending
+    assert "`genrec-bench run --dataset synthetic --split loo --profile cpu --methods sasrec-ce --seeds 0,1,2`" in pending
