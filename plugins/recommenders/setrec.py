@@ -93,7 +93,9 @@ def check_params(params: dict[str, Any]) -> None:
     if params["lora_rank"] and not params["model_path"]:
         raise ParameterError(f"{OWNER}: lora_rank={params['lora_rank']} needs a pretrained model_path "
                              "(a random-init backbone is trained in full); set model_path or lora_rank=0")
-    check_model_path(params["model_path"], OWNER, "t5" if params["backbone"] == "t5" else "causal")
+    t5 = params["backbone"] == "t5"
+    check_model_path(params["model_path"], OWNER, "t5" if t5 else "causal",
+                     other="or set backbone=decoder for a decoder-only model" if t5 else "or set backbone=t5 for a T5")
 
 
 # --------------------------------------------------------------------------- masks and positions
