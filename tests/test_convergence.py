@@ -97,4 +97,5 @@ def test_a_board_says_which_methods_have_no_rows_of_its_profile_yet(tmp_path):
     board = (boards / "synthetic-loo.md").read_text()
     pending = board.split("## Not run under `cpu` yet")[1].split("\n## ")[0]
     assert "under another profile only: sasrec-ce." in pending
-    assert "`genrec-bench run --dataset synthetic --split loo --profile cpu --methods sasrec-ce --seeds 0,1,2`" in pending
+    assert ("`genrec-bench run --dataset synthetic --split loo --profile cpu --methods sasrec-ce --seeds 0,1,2`"
+            in pending)
