@@ -60,7 +60,10 @@ def export_archive(store: Store, board_dir: str | Path, dataset: str, split: str
     path = archive_path(board_dir, dataset, split)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows.sort(key=lambda r: (r["created_at"], r["run_key"]))
-    tmp = path.with_suffix(".tmp")
+    # One line per run key (two workers importing the archive at once may both have added a row).
+    rows = list({row["run_key"]: row for row in rows}.values())
+    rows.sort(key=lambda r: (r["created_at"], r["run_key"]))
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two workers may export at once
     with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
         for row in rows:
             row = {k: v for k, v in row.items() if k != "id"}

@@ -138,6 +138,25 @@ def test_archive_carries_runs_to_a_fresh_store_and_board(tmp_path, capsys):
     assert "| pop " in (boards / "synthetic-loo.md").read_text()
 
 
+def test_archive_holds_one_line_per_run_key_and_leaves_no_temporary_file(tmp_path):
+    # Two workers importing the archive into one new store at once can both add a row.
+    from benchmark.archive import export_archive
+
+    boards = tmp_path / "boards"
+    url = f"sqlite:///{tmp_path}/r.db"
+    assert main(["run", "--dataset", "synthetic", "--methods", "pop", "--seeds", "0,1", "--store", url,
+                 "--leaderboards", str(boards), "--no-progress"]) == 0
+    store = Store(url)
+    twin = store.rows()[0]
+    store.insert_archived({k: v for k, v in twin.items() if k != "id"} | {"run_key": "placeholder"})
+    with store.engine.begin() as conn:  # the state a race leaves: the same run key twice
+        conn.exec_driver_sql("UPDATE runs SET run_key = ? WHERE run_key = 'placeholder'", (twin["run_key"],))
+    assert len(store.rows()) == 3
+    export_archive(store, boards, "synthetic", "loo")
+    assert sorted(r["seed"] for r in _row_file(boards)) == [0, 1]
+    assert [p.name for p in (boards / "results").iterdir()] == ["synthetic-loo.jsonl.gz"]
+
+
 def test_board_lists_runs_of_an_older_protocol_instead_of_dropping_them(tmp_path):
     boards = tmp_path / "boards"
     url = f"sqlite:///{tmp_path}/r.db"
