@@ -37,6 +37,7 @@ from benchmark.leaderboard import board_profile
 from benchmark.runner import RunRequest, fit, machine, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
+COST_HEADERS = ["board", "profile", "method", "runs", "fit CPU-h", "ranking CPU-h"]
 SHORT = {"recommender.epochs": 1, "recommender.prefixes_per_user": 2, "recommender.valid_cases": 20}
 FAMILIES = {
     # family: (method, extra overrides)
@@ -104,7 +105,7 @@ def main() -> None:
                               f"{result['seconds']:.0f}", f"{result['rate']:.1f}"])
                 print(speed[-1], flush=True)
     cost = board_cost(ROOT / "leaderboards")
-    print(tabulate(cost, headers=["board", "profile", "method", "runs", "fit CPU-h", "ranking CPU-h"]))
+    print(tabulate(cost, headers=COST_HEADERS))
     if args.quick:
         return
     end_load = os.getloadavg()
@@ -141,7 +142,7 @@ def main() -> None:
         "fitting (tokenizer + recommender, validation included) and ranking the test cases, in hours of "
         "the machine that ran them (one process per run, two runs at a time on the 2-core CPU).",
         "",
-        tabulate(cost, headers=["board", "profile", "method", "runs", "fit CPU-h", "ranking CPU-h"],
+        tabulate(cost, headers=COST_HEADERS,
                  tablefmt="github"),
         "",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -87,3 +88,24 @@ def saved_causal_lm(folder: Path) -> Path:
     Qwen2ForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def one_error_line(capsys) -> str:
+    """The one ``error: ...`` line a refused command printed on stderr (asserted to be one)."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: "), err
+    return err
+
+
+class WordHash:
+    """Text encoder without a model: each word adds 1 at a hashed position."""
+
+    dim = 32
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dim), np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                vectors[row, zlib.crc32(word.encode()) % self.dim] += 1.0
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

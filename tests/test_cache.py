@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_plugin
+from conftest import WordHash, make_plugin
 
 from benchmark import hookimpl, services
 from benchmark.cache import (
@@ -30,19 +29,6 @@ from benchmark.runner import RunRequest, fit
 # A few seconds per LETTER fit on the synthetic dataset.
 TINY_LETTER = {"epochs": 10, "batch_size": 32, "codebook_size": 8, "hidden_dims": "64", "latent_dim": 16,
                "dead_code_interval": 5, "kmeans_iterations": 5, "text_encoder": "word-hash"}
-
-
-class WordHash:
-    """Text encoder without a model: each word adds 1 at a hashed position."""
-
-    dim = 32
-
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        vectors = np.zeros((len(texts), self.dim), np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                vectors[row, zlib.crc32(word.encode()) % self.dim] += 1.0
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 class FixedItemTable(Recommender):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import make_plugin
+from conftest import make_plugin, one_error_line
 
 from benchmark import hookimpl, plugins
 from benchmark.cli import build_parser, main
@@ -26,13 +26,6 @@ from benchmark.params import Param
 from benchmark.store import Store
 from benchmark.tuning import storage_for
 from plugins.recommenders.popularity import Popularity
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: "), err
-    return err
 
 
 def run_args(tmp_path: Path, *extra: str, methods: str = "pop", seeds: str = "0") -> list[str]:

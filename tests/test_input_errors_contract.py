@@ -14,12 +14,11 @@ nothing is stored; a cache entry of the wrong shape is rebuilt with one warning 
 from __future__ import annotations
 
 import sqlite3
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_plugin
+from conftest import WordHash, make_plugin, one_error_line
 
 from benchmark import hookimpl
 from benchmark.cache import save_array
@@ -36,13 +35,6 @@ from benchmark.components import (
 from benchmark.nn.rqvae import cached_codes
 from benchmark.runner import RunRequest, fit
 from benchmark.store import Store
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: "), err
-    return err
 
 
 def run_args(tmp_path: Path, *extra: str, methods: str = "pop", dataset: str = "synthetic") -> list[str]:
@@ -259,19 +251,6 @@ def test_bad_identifiers_stop_the_run_naming_the_tokenizer(register_plugin, tmp_
 # An RQ-VAE fit of a second or two on the synthetic dataset's 120 items.
 TINY_RQVAE = {"epochs": 10, "batch_size": 64, "codebook_size": 8, "hidden_dims": "128", "latent_dim": 16,
               "levels": 2, "dead_code_interval": 5, "kmeans_iterations": 5, "text_encoder": "word-hash"}
-
-
-class WordHash:
-    """Text encoder without a model: each word adds 1 at a hashed position."""
-
-    dim = 32
-
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        vectors = np.zeros((len(texts), self.dim), np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                vectors[row, zlib.crc32(word.encode()) % self.dim] += 1.0
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def word_hash_rqvae(register_plugin, width: bool = False) -> str:

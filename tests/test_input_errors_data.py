@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import prepared
+from conftest import one_error_line, prepared
 
 from benchmark.cli import main
 from benchmark.data.dataset import RawDataset, prepare
@@ -31,13 +31,6 @@ def atomic_folder(root: Path, rows: list[tuple[str, str, float]], name: str = "s
     lines = [f"{u}\t{i}\t{t:g}\n".encode() for u, i, t in rows]
     (folder / f"{name}.inter").write_bytes(HEADER + b"".join(lines))
     return folder
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: ")
-    return err
 
 
 def run_command(tmp_path: Path, dataset: str, split: str, *extra: str) -> list[str]:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import prepared
-from test_input_errors_data import atomic_folder, one_error_line, run_command
+from conftest import one_error_line, prepared
+from test_input_errors_data import atomic_folder, run_command
 
 from benchmark import plugins
 from benchmark.cli import main

@@ -9,19 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from benchmark.cli import main
 from benchmark.errors import ParameterError, PluginError
 from benchmark.methods import resolve_method
 from benchmark.nn import model_paths
 from benchmark.store import Store
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: "), err
-    return err
 
 
 def run(tmp_path: Path, method: str, *params: str, profile: str = "tiny") -> list[str]:
