@@ -290,6 +290,22 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
         export_archive(store, boards, dataset, split)
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from benchmark.archive import import_archive
+    from benchmark.compare import HEADER, compare
+
+    boards = board_dir(args)
+    archived = any((boards / "results").glob("*.jsonl.gz"))
+    store = Store(args.store, create=archived)
+    import_archive(store, boards)
+    comparisons, profile = compare(store, args.dataset, args.split, args.methods, args.subset, args.metric,
+                                   args.profile)
+    print(f"{args.dataset} {args.split}, profile {profile}: {args.metric} per test case, each method's seeds "
+          "averaged; difference A - B with its 95% bootstrap interval and the two-sided paired bootstrap "
+          "p-value (1,000 resamples of the same cases)")
+    print(tabulate([c.row() for c in comparisons], headers=HEADER, disable_numparse=True))
+
+
 def cmd_keys(args: argparse.Namespace) -> None:
     from benchmark.archive import key_report
 
@@ -436,6 +452,19 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--store", default=DEFAULT_URL)
     board.add_argument("--leaderboards", help="board folder (default as for run)")
     board.set_defaults(func=cmd_leaderboard)
+
+    comp = sub.add_parser("compare", help="paired bootstrap test between stored methods on one board")
+    comp.add_argument("methods", nargs="+", metavar="METHOD",
+                      help="two or more methods on the board (a tuned row: METHOD@tuned); every pair is compared")
+    comp.add_argument("--dataset", default="ml-100k")
+    comp.add_argument("--split", default="loo")
+    comp.add_argument("--subset", default="all", help="all, warm, cold, new-user or a popularity group G1..G4")
+    comp.add_argument("--metric", default="ndcg@10", help="recall@K or ndcg@K, K in 5, 10, 20")
+    comp.add_argument("--profile", help="runs of this profile (default: the profile the board shows)")
+    comp.add_argument("--store", default=DEFAULT_URL)
+    comp.add_argument("--leaderboards", help="board folder whose results archive is imported first "
+                      "(default as for run)")
+    comp.set_defaults(func=cmd_compare)
 
     keys = sub.add_parser("keys", help="check that archived runs keep their run keys under the current code")
     keys.add_argument("--leaderboards", default="leaderboards", help="board folder holding results/ (default: "

@@ -331,6 +331,10 @@ class RecommenderSpec:
     whenever the spec's results would change (``docs/hooks/README.md#versions-and-run-keys``).
     Empty (the default): the run key uses a hash of the registering plugin's source
     instead, so any edit of an unversioned plugin re-runs its rows.
+
+    ``family`` groups methods on the leaderboards (``seq2seq``, ``SETRec``, ``LLM``...);
+    a method marked ``baseline`` shows as ``baseline`` whatever its recommender. Empty:
+    ``other``. It is a label only, never part of a run key.
     """
 
     name: str
@@ -340,6 +344,7 @@ class RecommenderSpec:
     params: tuple[Param, ...] = ()
     validate: Callable[[dict[str, Any]], None] | None = None
     version: str = ""
+    family: str = ""
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,16 @@ from benchmark.evaluation.statistics import (
     bootstrap_interval,
     paired_bootstrap_pvalue,
 )
+from benchmark.html_board import write_html
+from benchmark.plugins import method_family
 from benchmark.store import Store
 
 SUBSETS = (("all", "All"), ("warm", "Warm"), ("cold", "Cold"), ("new-user", "New-user"))
+# The headline table: these metrics for every subset the split has, a few columns wide.
+HEADLINE_METRICS = (("ndcg@10", "N@10"), ("recall@10", "R@10"))
+FAMILY_ORDER = ("baseline", "seq2seq", "SETRec", "LLM", "other")
 METRICS = (("recall@5", "R@5"), ("recall@10", "R@10"), ("ndcg@5", "N@5"), ("ndcg@10", "N@10"))
+GROUP_METRICS = (("recall@10", "R@10"), ("ndcg@10", "N@10"))
 SIGNIFICANCE = 0.05
 SHOWN_VERSIONS = ("genrec-bench", "torch", "recbole", "transformers", "peft", "numpy", "pandas",
                   "optuna")
@@ -97,6 +103,24 @@ class Entry:
     def baseline(self) -> bool:
         return bool((self.first["info"] or {}).get("baseline"))
 
+    @property
+    def family(self) -> str:
+        """The method's family as stored with the run, else as its registered plugin says."""
+        stored = (self.first["info"] or {}).get("family")
+        if stored:
+            return stored
+        return method_family(self.first["method"])
+
+    @property
+    def short_name(self) -> str:
+        """The name in the headline table: the method, ``tuned`` / ``seen kept`` when so, ``‡``."""
+        return (self.first["method"] + (" tuned" if self.first["tuned_trials"] else "")
+                + ("" if self.first["exclude_seen"] else " seen kept")
+                + ("" if self.converged else f" {NOT_CONVERGED}"))
+
+    def train_minutes(self) -> float | None:
+        return _mean([r["train_seconds"] / 60 if r["train_seconds"] is not None else None for r in self.runs])
+
     def seed_values(self, subset: str, metric: str) -> list[float | None]:
         return [r["metrics"][subset][metric] for r in self.runs]
 
@@ -128,8 +152,19 @@ def _entries(rows: list[dict[str, Any]]) -> tuple[list[Entry], list[tuple[dict[s
         stacked = [per_case(np.asarray(r["ranks"])) for r in group]
         entry = Entry(group, {m: np.mean([s[m] for s in stacked], axis=0) for m in stacked[0]})
         entries.append(entry)
-    entries.sort(key=lambda e: -(_mean(e.seed_values("all", "ndcg@10")) or 0.0))
     return entries, left_out
+
+
+def main_subset(split: str, counts: dict[str, int]) -> str:
+    """The subset a board is sorted by: the cold cases on a cold-item split (what it
+    exists to measure), every case otherwise."""
+    return "cold" if split.partition(":")[0] == "cold-items" and counts.get("cold") else "all"
+
+
+def headline_subsets(counts: dict[str, int]) -> list[str]:
+    """The subsets the headline table shows: those with cases, less ``warm`` when it holds
+    every case (it would repeat ``all``)."""
+    return [s for s, _ in SUBSETS if counts[s] and not (s == "warm" and counts["warm"] == counts["all"])]
 
 
 def _newest(group: list[dict[str, Any]]) -> str:
@@ -158,6 +193,15 @@ class Cell:
     interval: tuple[float, float] | None
     mark: str = ""
     p_value: float | None = None
+
+    def headline(self) -> str:
+        """``mean`` with its mark and 95% interval, three decimals: the headline table's cell."""
+        if self.mean is None:
+            return "n/a"
+        out = f"{self.mean:.3f}{self.mark}"
+        if self.interval is not None:
+            out += f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]"
+        return out
 
     def text(self, digits: int = 4) -> str:
         if self.mean is None:
@@ -197,14 +241,18 @@ def compute_cells(entries: list[Entry], masks: dict[str, np.ndarray], subsets, m
     return cells
 
 
-def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Main, popularity-group and evaluator-plugin tables, CSV records and plot data."""
+def build_tables(rows: list[dict[str, Any]], split: str = "") -> dict[str, Any]:
+    """Headline, main, popularity-group and evaluator-plugin tables, CSV records and plot
+    data; rows sorted by NDCG@10 on the split's main subset (:func:`main_subset`)."""
     entries, left_out = _entries(rows)
     masks = _masks(entries[0].first)
     counts = {name: int(mask.sum()) for name, mask in masks.items()}
+    main_by = main_subset(split or rows[0].get("split", ""), counts)
+    entries.sort(key=lambda e: (_mean(e.seed_values(main_by, "ndcg@10")) is None,
+                                -(_mean(e.seed_values(main_by, "ndcg@10")) or 0.0)))
     metric_names = [m for m, _ in METRICS]
     cells = compute_cells(entries, masks, [s for s, _ in SUBSETS], metric_names)
-    group_cells = compute_cells(entries, masks, POPULARITY_GROUPS, ["recall@10", "ndcg@10"])
+    group_cells = compute_cells(entries, masks, POPULARITY_GROUPS, [m for m, _ in GROUP_METRICS])
 
     def header_for(subset: str, label: str, short: str) -> str:
         n = counts[subset]
@@ -222,7 +270,7 @@ def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
         seeds = ",".join(str(r["seed"]) for r in entry.runs)
         line = [entry.name, first["backbone"], first["profile"], seeds]
         record = {"method": first["method"], "tuned_trials": first["tuned_trials"],
-                  "baseline": entry.baseline, "backbone": first["backbone"],
+                  "baseline": entry.baseline, "family": entry.family, "backbone": first["backbone"],
                   "profile": first["profile"], "seeds": seeds}
         for subset, _ in SUBSETS:
             for metric in metric_names:
@@ -245,18 +293,33 @@ def build_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
         main.append(line)
         csv_rows.append(record)
         groups_table.append([entry.name] + [group_cells[(i, g, m)].text() for g in POPULARITY_GROUPS
-                                            for m in ("recall@10", "ndcg@10")])
+                                            for m, _ in GROUP_METRICS])
         extra_rows.append([entry.name] + [
             Cell(_mean([(r["extra_metrics"] or {}).get(e) for r in entry.runs]), None, None).text(3)
             for e in extra_names])
+    shown = headline_subsets(counts)
+    headline_header = (["Method", "Family"]
+                       + [f"{label} {short} (n={counts[subset]})" for subset, label in SUBSETS if subset in shown
+                          for _, short in HEADLINE_METRICS]
+                       + ["Fit min", "Conv."])
+    headline = []
+    for i, entry in enumerate(entries):
+        minutes = entry.train_minutes()
+        headline.append([entry.short_name, entry.family]
+                        + [cells[(i, subset, metric)].headline() for subset in shown for metric, _ in HEADLINE_METRICS]
+                        + ["n/a" if minutes is None else f"{minutes:.1f}", "yes" if entry.converged else "no"])
     return {
         "entries": entries,
+        "main_subset": main_by,
+        "headline_subsets": shown,
+        "headline_header": headline_header,
+        "headline": headline,
         "cells": cells,
         "group_cells": group_cells,
         "counts": counts,
         "header": header,
         "main": main,
-        "groups_header": ["Method"] + [header_for(g, g, m) for g in POPULARITY_GROUPS for m in ("R@10", "N@10")],
+        "groups_header": ["Method"] + [header_for(g, g, m) for g in POPULARITY_GROUPS for _, m in GROUP_METRICS],
         "groups": groups_table,
         "extra_header": ["Method", *extra_names],
         "extra": extra_rows,
@@ -413,7 +476,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
     shown = {r["method"] for r in rows if r["profile"] == profile}
     pending = sorted({r["method"] for r in rows if r["profile"] != profile and not r["tuned_trials"]} - shown)
     rows = [r for r in rows if r["profile"] == profile]
-    tables = build_tables(rows)
+    tables = build_tables(rows, split)
     profile_notes = _profile_notes(rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -429,29 +492,40 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
     ranking = {r["exclude_seen"] for r in rows}
     small = [s for s, _ in SUBSETS if 0 < counts[s] < SMALL_SUBSET]
     split_info = (latest["info"] or {}).get("split", {})
-    lines = [
-        f"# Leaderboard: {dataset}, split `{split}`",
-        "",
-        ("Produced by: " + "; ".join(f"`{c}`" for c in commands)) if commands else "Produced by: (not recorded)",
-        "",
-        f"- Date of the latest run: {latest['created_at']}",
-        f"- Machine: {', '.join(sorted({r['machine'] for r in rows}))}",
-        f"- Profile: {', '.join(sorted({r['profile'] for r in rows}))}",
-        "- Packages: " + ", ".join(f"{p} {versions.get(p, '?')}" for p in SHOWN_VERSIONS),
-        f"- Split: {split_info.get('protocol', split)}; protocol version {split_info.get('protocol_version', 1)}; "
+    produced = ("Produced by: " + "; ".join(f"`{c}`" for c in commands)) if commands else "Produced by: (not recorded)"
+    facts = [
+        f"Date of the latest run: {latest['created_at']}",
+        f"Machine: {', '.join(sorted({r['machine'] for r in rows}))}",
+        f"Profile: {', '.join(sorted({r['profile'] for r in rows}))}",
+        "Packages: " + ", ".join(f"{p} {versions.get(p, '?')}" for p in SHOWN_VERSIONS),
+        f"Split: {split_info.get('protocol', split)}; protocol version {split_info.get('protocol_version', 1)}; "
         f"model input capped at {split_info.get('max_history', 20)} items; digest `{latest_digest}`; "
         f"test cases: all {counts['all']}, warm {counts['warm']}, cold {counts['cold']}, "
         f"new-user {counts['new-user']}",
-        "- Ranking protocol: full catalog; "
+        "Ranking protocol: full catalog; "
         + ("the user's seen items excluded (default)" if ranking == {True}
            else "the user's seen items stay rankable (`--keep-seen`, the generative papers' protocol)"
            if ranking == {False} else "mixed (see CSV)")
         + "; ties rank the target below every item with an equal score (pessimistic)",
     ]
     if "cold_items" in split_info:
-        lines.append(f"- Cold items: {len(split_info['cold_items'])} (share {split_info['share']}, "
+        facts.append(f"Cold items: {len(split_info['cold_items'])} (share {split_info['share']}, "
                      f"seed {split_info['seed']}); their ids are stored with every run")
+    lines = [f"# Leaderboard: {dataset}, split `{split}`", "", produced, "", *(f"- {fact}" for fact in facts)]
+    main_label = dict(SUBSETS)[tables["main_subset"]]
     lines += [
+        "",
+        "## Headline",
+        "",
+        f"Sorted by {main_label} N@10. A cell: the mean over seeds (three decimals), `*` / `†` significantly "
+        "better / worse than the best baseline, and the 95% bootstrap interval over test cases. "
+        f"Fit min: minutes of fitting per seed; Conv.: every fit stopped by patience (`{NOT_CONVERGED}` if not). "
+        f"Every metric, with four decimals and the spread over seeds, follows; the same board as a web page: "
+        f"[{stem}.html]({stem}.html).",
+        "",
+        tabulate(tables["headline"], headers=tables["headline_header"], tablefmt="github", disable_numparse=True),
+        "",
+        "## Every metric",
         "",
         tabulate(tables["main"], headers=tables["header"], tablefmt="github", disable_numparse=True),
         "",
@@ -479,9 +553,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
                      tablefmt="github", disable_numparse=True),
             "",
         ]
-    lines += [
-        "## Notes",
-        "",
+    notes = [
         "- A cell reads `mean ±std [low, high]`: the mean over seeds, the sample standard deviation "
         "across seeds, and a 95% percentile bootstrap interval over test cases "
         f"({BOOTSTRAP_SAMPLES:,} resamples, seed 0) of each case's value averaged over seeds.",
@@ -503,6 +575,11 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "- Seen items: preprocessing keeps one (user, item) pair, so a target is never in its user's "
         "history; leaving history items rankable (`--keep-seen`) only penalises models that score them.",
         *profile_notes,
+    ]
+    lines += [
+        "## Notes",
+        "",
+        *notes,
         "",
         *_pending_lines(pending, dataset, split, profile),
         *_left_out_lines(tables["left_out"] + other_split),
@@ -514,6 +591,9 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         writer = csv.DictWriter(f, fieldnames=list(tables["csv"][0]))
         writer.writeheader()
         writer.writerows(tables["csv"])
+    write_html(out_dir / f"{stem}.html", tables, dataset=dataset, split=split, produced=produced, facts=facts,
+               subsets=SUBSETS, metrics=METRICS, group_metrics=GROUP_METRICS, rerun_command=rerun_command,
+               notes=[note[2:] for note in notes])
     plot_subsets(tables, out_dir / f"{stem}.png", title)
     plot_groups(tables, out_dir / f"{stem}-groups.png", title)
     return md_path

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmark.data.splits import POPULARITY_GROUPS  # noqa: E402
+from benchmark.html_board import curve_points  # noqa: E402
 
 
 def _bars(ax, entries, cells, columns, metric: str) -> None:
@@ -55,13 +56,6 @@ def plot_groups(tables: dict[str, Any], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def curve_points(run: dict[str, Any]) -> list[tuple[float, float]]:
-    """(training minutes, validation NDCG@10) of each validated epoch a run recorded with its
-    time; empty for runs that recorded none."""
-    records = ((run.get("info") or {}).get("epochs")) or []
-    return [(r["seconds"] / 60, r["ndcg@10"]) for r in records if "seconds" in r and "ndcg@10" in r]
 
 
 def plot_curves(tables: dict[str, Any], path: Path, title: str) -> bool:

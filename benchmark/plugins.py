@@ -279,6 +279,20 @@ def get_method(name: str) -> tuple[MethodSpec, str | None]:
     return _lookup(get_methods(), name, "method")
 
 
+def method_family(name: str) -> str:
+    """The leaderboard family of method ``name``: ``baseline`` for a method marked so, else
+    its recommender's declared ``family``; ``other`` when it declares none or the method is
+    not registered here (a third-party plugin not loaded)."""
+    try:
+        spec, _ = get_method(name)
+    except PluginError:
+        return "other"
+    if spec.baseline:
+        return "baseline"
+    recommender = get_recommenders().get(spec.recommender)
+    return (recommender.family if recommender is not None else "") or "other"
+
+
 def known_profiles() -> list[str]:
     """``tiny``, ``paper`` and every profile a registered parameter or method declares."""
     profiles = set(BUILTIN_PROFILES)

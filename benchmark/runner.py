@@ -360,6 +360,7 @@ def execute(
             extra[f"{name}/{metric}"] = value
     info = {"epochs": fitted.run.state.get("epochs", []), "split": split.info,
             "identifiers": fitted.identifiers.info, "baseline": fitted.method.spec.baseline,
+            "family": plugins.method_family(request.method),
             "k_core": request.k_core, "max_history": request.max_history,
             "code_hashes": fitted.method.versions}
     if fitted.run.state.get("training"):

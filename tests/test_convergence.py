@@ -65,7 +65,7 @@ def test_board_reports_stops_marks_capped_rows_and_draws_learning_curves(tmp_pat
                  "--param", "sasrec-ce:recommender.epochs=2",
                  "--param", "sasrec-bce:recommender.patience=1", "--param", "sasrec-bce:recommender.epochs=40"]) == 0
     board = (boards / "synthetic-loo.md").read_text()
-    table = board.split("## Convergence")[0]
+    table = board.split("## Every metric")[1].split("## Convergence")[0]
     header = next(line for line in table.splitlines() if line.startswith("| Method"))
     assert "Epochs run/best" in header and "Stopped by" in header
     line = {row.split("|")[1].strip(): row for row in table.splitlines() if row.startswith("| ")}

@@ -211,7 +211,7 @@ class BIGRecRecommender(Recommender):
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="bigrec", version="9f71bc9754c9",
+            name="bigrec", version="9f71bc9754c9", family="LLM",
             factory=lambda params, seed: BIGRecRecommender(params, seed),
             accepts=BIGRecRecommender.accepts,
             description="causal LM writing the next title from the history's titles, grounded to items by "

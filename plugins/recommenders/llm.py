@@ -248,7 +248,7 @@ class LLMRecommender(Recommender):
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="llm", version="db2a99b7e911",
+            name="llm", version="db2a99b7e911", family="LLM",
             factory=lambda params, seed: LLMRecommender(params, seed),
             accepts=LLMRecommender.accepts,
             description="causal LM (LoRA via peft for pretrained ones) writing the next item's codes; "

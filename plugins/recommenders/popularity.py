@@ -32,7 +32,7 @@ class Popularity(Recommender):
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="pop", version="8b846155d5a6",
+            name="pop", version="8b846155d5a6", family="baseline",
             factory=lambda params, seed: Popularity(),
             accepts=Popularity.accepts,
             description="rank items by training interaction count",

@@ -524,7 +524,7 @@ def check_params(params: dict) -> None:
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="recbole", version="e37e7348fad7",
+            name="recbole", version="e37e7348fad7", family="baseline",
             factory=lambda params, seed: RecBoleRecommender(params, seed),
             accepts=RecBoleRecommender.accepts,
             description="any RecBole 1.2.1 model trained on our split and scored by our evaluator",

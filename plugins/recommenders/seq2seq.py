@@ -327,7 +327,7 @@ class Seq2SeqRecommender(Recommender):
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="seq2seq", version="2",
+            name="seq2seq", version="2", family="seq2seq",
             factory=lambda params, seed: Seq2SeqRecommender(params, seed),
             accepts=Seq2SeqRecommender.accepts,
             description="T5 encoder-decoder generating the next item's identifier; constrained beam search",

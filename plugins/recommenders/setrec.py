@@ -394,7 +394,7 @@ class SetRecRecommender(Recommender):
 def register_recommenders(register) -> None:
     register(
         RecommenderSpec(
-            name="setrec", version="4326ae04f498",
+            name="setrec", version="4326ae04f498", family="SETRec",
             factory=lambda params, seed: SetRecRecommender(params, seed),
             accepts=SetRecRecommender.accepts,
             description="SETRec: sparse-masked token-set history, query-guided simultaneous generation, "

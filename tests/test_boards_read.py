@@ -1,0 +1,264 @@
+"""Boards people read: the headline table first, the HTML board (same digits as the
+markdown one, checked by parsing and in headless Chromium) and ``genrec-bench compare``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import one_error_line
+
+from benchmark.cli import main
+from benchmark.compare import CompareError, compare
+from benchmark.evaluation.metrics import per_case
+from benchmark.evaluation.statistics import bootstrap_interval, paired_bootstrap_pvalue
+from benchmark.leaderboard import NOT_CONVERGED, headline_subsets, main_subset
+from benchmark.store import Store
+
+
+@pytest.fixture(scope="module")
+def boards(tmp_path_factory) -> tuple[Path, str]:
+    """A store with loo and cold-items boards: pop (2 seeds, nothing to train: converged),
+    SASRec-CE and SASRec-BCE stopped by a 1-epoch cap (not converged)."""
+    root = tmp_path_factory.mktemp("boards")
+    url = f"sqlite:///{root}/r.db"
+    folder = root / "boards"
+    base = ["run", "--dataset", "synthetic", "--split", "loo,cold-items", "--store", url,
+            "--leaderboards", str(folder), "--no-progress"]
+    assert main([*base, "--methods", "pop", "--seeds", "0,1"]) == 0
+    assert main([*base, "--methods", "sasrec-ce,sasrec-bce", "--seeds", "0",
+                 "--param", "recommender.epochs=1"]) == 0
+    return folder, url
+
+
+def markdown_table(text: str, heading: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the first table under ``heading``."""
+    section = text.split(heading, 1)[1]
+    lines = [line for line in section.split("\n## ")[0].splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return cells[0], cells[2:]
+
+
+class BoardParser(HTMLParser):
+    """Each view's table of the HTML board: method -> the metric cells' texts, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.views: dict[str, dict[str, list[str]]] = {}
+        self.hidden: dict[str, bool] = {}
+        self.view = self.method = None
+        self.in_num = False
+        self.cell_class = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table" and "data-view" in attrs:
+            self.view = attrs["data-view"]
+            self.views[self.view] = {}
+            self.hidden[self.view] = "hidden" in attrs
+        elif tag == "tr" and self.view and "data-method" in attrs:
+            self.method = attrs["data-method"]
+            self.views[self.view][self.method] = []
+        elif tag == "td":
+            self.cell_class = attrs.get("class")
+        elif tag == "span" and attrs.get("class") == "num" and self.cell_class == "metric":
+            self.in_num = True
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.view = None
+        elif tag == "span":
+            self.in_num = False
+
+    def handle_data(self, data):
+        if self.in_num and self.method:
+            self.views[self.view][self.method].append(data.strip())
+
+
+def test_headline_table_comes_first_is_narrow_sorted_and_marks_families(boards):
+    folder, _ = boards
+    text = (folder / "synthetic-loo.md").read_text()
+    assert text.index("## Headline") < text.index("## Every metric") < text.index("## Convergence")
+    header, rows = markdown_table(text, "## Headline")
+    assert header[:2] == ["Method", "Family"] and header[-2:] == ["Fit min", "Conv."]
+    # loo has no cold or new-user case and its warm cases are all cases: only "All" columns.
+    assert [h.split(" (")[0] for h in header[2:-2]] == ["All N@10", "All R@10"]
+    section = text.split("## Headline", 1)[1].split("## Every metric")[0]
+    assert max(len(line) for line in section.splitlines() if line.startswith("|")) <= 100
+    names = [r[0] for r in rows]
+    assert set(names) == {"pop", f"sasrec-ce {NOT_CONVERGED}", f"sasrec-bce {NOT_CONVERGED}"}
+    assert {r[0]: r[1] for r in rows}["pop"] == "baseline"
+    assert {r[0]: r[-1] for r in rows} == {"pop": "yes", f"sasrec-ce {NOT_CONVERGED}": "no",
+                                           f"sasrec-bce {NOT_CONVERGED}": "no"}
+    means = [float(r[2].split(" ")[0].rstrip("*†")) for r in rows]
+    assert means == sorted(means, reverse=True)
+    # The same numbers as the full table, rounded: N@10 mean and interval at three decimals.
+    full_header, full_rows = markdown_table(text, "## Every metric")
+    column = next(i for i, h in enumerate(full_header) if h.startswith("All N@10"))
+    for row in rows:
+        full = next(r for r in full_rows if r[0] == row[0])[column]
+        mean = float(full.split(" ")[0].rstrip("*†"))
+        low, high = (float(x) for x in full.split("[")[1].rstrip("]").split(", "))
+        assert row[2].split(" ")[0].rstrip("*†") == f"{mean:.3f}"
+        assert row[2].split("[")[1] == f"{low:.3f}, {high:.3f}]"
+
+
+def test_cold_items_headline_sorted_by_cold_cases(boards):
+    folder, _ = boards
+    text = (folder / "synthetic-cold-items.md").read_text()
+    header, rows = markdown_table(text, "## Headline")
+    assert "Sorted by Cold N@10" in text
+    cold = next(i for i, h in enumerate(header) if h.startswith("Cold N@10"))
+    values = [float(r[cold].split(" ")[0].rstrip("*†")) for r in rows]
+    assert values == sorted(values, reverse=True)
+    assert main_subset("cold-items:share=0.2", {"cold": 5}) == "cold"
+    assert main_subset("loo", {"cold": 5}) == "all" and main_subset("cold-items", {"cold": 0}) == "all"
+    assert headline_subsets({"all": 9, "warm": 9, "cold": 0, "new-user": 0}) == ["all"]
+    assert headline_subsets({"all": 9, "warm": 5, "cold": 4, "new-user": 2}) == ["all", "warm", "cold", "new-user"]
+
+
+@pytest.mark.parametrize("board", ["synthetic-loo", "synthetic-cold-items"])
+def test_html_board_shows_the_markdown_boards_digits(boards, board):
+    folder, _ = boards
+    text = (folder / f"{board}.md").read_text()
+    html = (folder / f"{board}.html").read_text()
+    assert "http://" not in html and "https://" not in html and "<script src" not in html  # self-contained
+    parser = BoardParser()
+    parser.feed(html)
+    header, rows = markdown_table(text, "## Every metric")
+    subsets = {"all": "All", "warm": "Warm", "cold": "Cold", "new-user": "New-user"}
+    for key, label in subsets.items():
+        columns = [i for i, h in enumerate(header) if h.startswith(f"{label} ")]
+        if "n/a" in {rows[0][i] for i in columns}:
+            assert key not in parser.views  # an empty subset has no view
+            continue
+        assert {r[0]: [r[i] for i in columns] for r in rows} == parser.views[key]
+    group_header, group_rows = markdown_table(text, "## Recall@10 and NDCG@10 by item popularity group")
+    for group in ("G1", "G2", "G3", "G4"):
+        columns = [i for i, h in enumerate(group_header) if h.startswith(f"{group} ")]
+        assert {r[0]: [r[i] for i in columns] for r in group_rows} == parser.views[group]
+    main = "cold" if board.endswith("cold-items") else "all"
+    assert [v for v, hidden in parser.hidden.items() if not hidden] == [main]
+    assert "Re-run: <code>genrec-bench run --dataset synthetic" in html and "<svg class=\"curve\"" in html
+    assert f"[{board}.html]({board}.html)" in text
+
+
+def _seed_averaged(store: Store, split: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = [r for r in store.rows(dataset="synthetic", split=split) if r["method"] == method]
+    values = np.mean([per_case(np.asarray(r["ranks"]))["ndcg@10"] for r in rows], axis=0)
+    return values, np.asarray(rows[0]["case_labels"]["cold"], bool)
+
+
+def test_compare_is_the_paired_bootstrap_of_seed_averaged_cases(boards, capsys):
+    _, url = boards
+    store = Store(url)
+    comparisons, profile = compare(store, "synthetic", "cold-items", ["sasrec-ce", "pop", "sasrec-bce"],
+                                   subset="cold")
+    assert profile == "tiny" and [(c.a, c.b) for c in comparisons] == [
+        ("sasrec-ce", "pop"), ("sasrec-ce", "sasrec-bce"), ("pop", "sasrec-bce")]
+    sasrec, cold = _seed_averaged(store, "cold-items", "sasrec-ce")
+    pop, _ = _seed_averaged(store, "cold-items", "pop")
+    first = comparisons[0]
+    assert first.cases == int(cold.sum()) and first.seeds_a == 1 and first.seeds_b == 2
+    assert first.mean_a == pytest.approx(sasrec[cold].mean()) and first.mean_b == pytest.approx(pop[cold].mean())
+    assert first.p_value == pytest.approx(paired_bootstrap_pvalue(sasrec[cold], pop[cold]))
+    assert first.interval == pytest.approx(bootstrap_interval(sasrec[cold] - pop[cold]))
+    assert main(["compare", "sasrec-ce", "pop", "--dataset", "synthetic", "--split", "cold-items",
+                 "--subset", "cold", "--store", url, "--leaderboards", str(boards[0])]) == 0
+    out = capsys.readouterr().out
+    assert "profile tiny" in out and f"{first.p_value:.3f}" in out and f"{first.difference:+.4f}" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["tiger", "pop"], "no 'tiny' run of 'tiger' on the synthetic loo board; its methods: pop, sasrec-bce"),
+    (["pop", "sasrec-ce", "--subset", "cold"], "--subset 'cold': the synthetic loo board has no cold test case"),
+    (["pop", "sasrec-ce", "--subset", "hot"], "--subset 'hot': give one of all, warm, cold, new-user"),
+    (["pop"], "compare needs at least two methods"),
+    (["pop", "sasrec-ce", "--metric", "mrr"], "--metric 'mrr': give one of"),
+    (["pop", "sasrec-ce", "--split", "temporal"], "the store holds no run of dataset 'synthetic' with split"),
+    (["pop", "sasrec-ce", "--profile", "cpu"], "--profile 'cpu': the synthetic loo board has runs of"),
+])
+def test_compare_refuses_what_it_cannot_compare_in_one_line(boards, capsys, args, message):
+    _, url = boards
+    assert main(["compare", *args, "--dataset", "synthetic", "--store", url, "--leaderboards", str(boards[0])]) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_compare_raises_a_benchmark_error_not_a_traceback(boards):
+    with pytest.raises(CompareError, match="a tuned row is METHOD@tuned"):
+        compare(Store(boards[1]), "synthetic", "loo", ["pop", "sasrec-ce@tuned"])
+
+
+def _browser():
+    """A headless Chromium driven by Selenium, or the reason there is none."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None, "selenium is not installed (pip install -e '.[dev]')"
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        return None, "no Chromium/chromedriver on PATH (Debian: apt-get install chromium chromium-driver)"
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.binary_location = browser
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options), ""
+
+
+def _visible_rows(driver):
+    from selenium.webdriver.common.by import By
+
+    table = driver.find_element(By.CSS_SELECTOR, "table.board:not([hidden])")
+    return table, table.find_elements(By.CSS_SELECTOR, "tbody tr")
+
+
+def test_html_board_in_headless_chromium_sorts_switches_subsets_and_logs_no_error(boards):
+    from_board = boards[0] / "synthetic-cold-items.html"
+    driver, reason = _browser()
+    if driver is None:
+        pytest.skip(reason)
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    try:
+        driver.get(from_board.as_uri())
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+        table, rows = _visible_rows(driver)
+        assert table.get_attribute("data-view") == "cold"
+        # Sort by method name, then by a metric column (descending on the first click, ascending on the next).
+        headers = table.find_elements(By.TAG_NAME, "th")
+        headers[0].click()
+        names = [r.get_attribute("data-method") for r in _visible_rows(driver)[1]]
+        assert names == sorted(names)
+        column = next(i for i, h in enumerate(headers) if h.text.startswith("Cold R@10"))
+        for direction in ("descending", "ascending"):
+            headers[column].click()
+            assert headers[column].get_attribute("aria-sort") == direction
+            rows = _visible_rows(driver)[1]
+            values = [float(r.find_elements(By.TAG_NAME, "td")[column].get_attribute("data-value")) for r in rows]
+            assert values == sorted(values, reverse=direction == "descending")
+        # The subset selector shows the warm view, whose cells are the markdown board's warm cells.
+        Select(driver.find_element(By.ID, "subset")).select_by_value("warm")
+        table, rows = _visible_rows(driver)
+        assert table.get_attribute("data-view") == "warm"
+        header, md_rows = markdown_table((boards[0] / "synthetic-cold-items.md").read_text(), "## Every metric")
+        columns = [i for i, h in enumerate(header) if h.startswith("Warm ")]
+        expected = {r[0]: [r[i] for i in columns] for r in md_rows}
+        shown = {r.get_attribute("data-method"): [c.text for c in r.find_elements(By.CSS_SELECTOR, "td.metric .num")]
+                 for r in rows}
+        assert shown == expected
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+        artifacts = Path(os.environ.get("GENREC_BENCH_ARTIFACTS", "test-artifacts"))
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shot = artifacts / "synthetic-cold-items-board.png"
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    finally:
+        driver.quit()
