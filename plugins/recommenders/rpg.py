@@ -1,0 +1,231 @@
+"""``rpg``: long semantic IDs generated in parallel (RPG, Hou et al., KDD'25).
+
+"Generating Long Semantic IDs in Parallel for Recommendation". Each item is a long code
+of M unordered digits (the ``opq`` tokenizer: optimised product quantisation of its text
+embedding, e.g. 32 digits of 256 codes); here any ``codes`` identifiers work.
+
+- **Item embedding**: the mean of its digits' embeddings (one embedding table per digit).
+- **Backbone**: a decoder-only (causal) transformer reads the history's item embeddings
+  with learned positions.
+- **Multi-token prediction**: at every position, one head per digit predicts that digit
+  of the next item, all digits in parallel: the head projects the hidden state and scores
+  it against the digit's embedding table (tied). The loss is the cross-entropy summed over
+  the digits, averaged over every position of every training window: one forward pass
+  trains every next item of a user's sequence, as SASRec's objective does.
+- **Ranking**: an item's score is the sum of its digits' log-probabilities at the last
+  position. On a catalogue of ml-100k's size every item is scored exactly (one gather per
+  digit); the paper's graph-constrained decoding, which serves catalogues too large to
+  score, is not built (it approximates this exact ranking).
+
+Digits enter only through per-digit tables and heads and a mean, so the model does not
+depend on the order of the digits (a test permutes them). Training windows: each user's
+training sequence cut, from its end, into windows of ``max_history`` + 1 items (the
+model input cap), every window every epoch, shuffled by seed and epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark import hookimpl
+from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
+from benchmark.errors import PluginError
+from benchmark.nn.engine import ENGINE_PARAMS, check_engine_params, pick_device, train
+from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches
+from benchmark.params import Param
+
+OWNER = "recommender 'rpg'"
+
+PARAMS = (
+    Param("layers", int, 2, "decoder layers", minimum=1, low=1, high=4),
+    *TRANSFORMER_PARAMS,
+    *ENGINE_PARAMS,
+    Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
+          "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
+)
+
+
+def check_params(params: dict[str, Any]) -> None:
+    check_engine_params(params, OWNER)
+
+
+def training_windows(train: list[np.ndarray], length: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Every user's training sequence cut from its end into windows of at most ``length``
+    items that overlap by one, so each transition (item t -> item t+1) lies in exactly one
+    window; windows of one item (nothing to predict) are dropped. Shuffled by seed and epoch."""
+    windows = []
+    for sequence in train:
+        end = len(sequence)
+        while end >= 2:
+            start = max(0, end - length)
+            windows.append(np.asarray(sequence[start:end], np.int64))
+            end = start + 1
+            if start == 0:
+                break
+    order = np.random.default_rng([seed, epoch]).permutation(len(windows)) if windows else []
+    return [windows[i] for i in order]
+
+
+def left_padded(sequences: list[np.ndarray], width: int | None = None) -> torch.Tensor:
+    """(B, width) item indices right-aligned, -1 before each sequence."""
+    width = width or max(1, max((len(s) for s in sequences), default=0))
+    index = np.full((len(sequences), width), -1, np.int64)
+    for row, sequence in enumerate(sequences):
+        if len(sequence):
+            index[row, width - len(sequence):] = sequence[-width:]
+    return torch.as_tensor(index)
+
+
+class Block(torch.nn.Module):
+    """Pre-norm causal self-attention (``heads`` x ``head_dim``) and a ReLU MLP."""
+
+    def __init__(self, width: int, heads: int, head_dim: int, ff: int, dropout: float):
+        super().__init__()
+        self.heads, self.head_dim, self.dropout = heads, head_dim, dropout
+        self.norm1, self.norm2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
+        self.qkv = torch.nn.Linear(width, 3 * heads * head_dim)
+        self.out = torch.nn.Linear(heads * head_dim, width)
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(width, ff), torch.nn.ReLU(), torch.nn.Linear(ff, width))
+        self.drop = torch.nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n, length, _ = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(n, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop(self.out(attended.transpose(1, 2).reshape(n, length, -1)))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class RPGModel(torch.nn.Module):
+    """Digit tables, positions, causal blocks and one head per digit.
+
+    ``codes`` (n_items, M) and ``vocab_sizes`` (M,): digit m of item i is ``codes[i, m]``
+    in ``0..vocab_sizes[m]-1``.
+    """
+
+    def __init__(self, codes: np.ndarray, vocab_sizes: tuple[int, ...], params: dict[str, Any], length: int):
+        super().__init__()
+        width = params["d_model"]
+        self.digits = len(vocab_sizes)
+        self.vocab = max(vocab_sizes)
+        self.register_buffer("codes", torch.as_tensor(codes, dtype=torch.long))
+        # Digit m's codes live in row block m of one padded table; padded rows are never used.
+        valid = torch.zeros(self.digits, self.vocab, dtype=torch.bool)
+        for m, size in enumerate(vocab_sizes):
+            valid[m, :size] = True
+        self.register_buffer("valid_codes", valid)
+        self.tables = torch.nn.Parameter(torch.randn(self.digits, self.vocab, width) * width ** -0.5)
+        self.heads = torch.nn.Parameter(torch.eye(width).repeat(self.digits, 1, 1)
+                                        + 0.02 * torch.randn(self.digits, width, width))
+        # Positions at the digit embeddings' scale, so they do not drown the items' content.
+        self.positions = torch.nn.Embedding(length, width)
+        torch.nn.init.normal_(self.positions.weight, std=width ** -0.5)
+        self.blocks = torch.nn.ModuleList(
+            Block(width, params["heads"], params["head_dim"], params["d_ff"], params["dropout"])
+            for _ in range(params["layers"]))
+        self.norm = torch.nn.LayerNorm(width)
+        self.drop = torch.nn.Dropout(params["dropout"])
+
+    def item_embeddings(self) -> torch.Tensor:
+        """(n_items, width): the mean of each item's digit embeddings."""
+        digit = torch.arange(self.digits, device=self.codes.device)
+        return self.tables[digit[None, :], self.codes].mean(1)
+
+    def hidden(self, index: torch.Tensor) -> torch.Tensor:
+        """(B, L, width) states after each item of left-padded histories ``index`` (-1: pad)."""
+        n, length = index.shape
+        present = index >= 0
+        x = self.item_embeddings()[index.clamp(min=0)] * present[..., None]
+        x = self.drop(x + self.positions.weight[-length:][None])
+        position = torch.arange(length, device=index.device)
+        causal = position[None, :] <= position[:, None]
+        # A query sees earlier real items and itself (so a padded row is never empty).
+        mask = (causal[None] & present[:, None, :]) | torch.eye(length, dtype=torch.bool, device=index.device)[None]
+        for block in self.blocks:
+            x = block(x, mask[:, None])
+        return self.norm(x)
+
+    def digit_log_probs(self, states: torch.Tensor) -> torch.Tensor:
+        """(..., M, vocab) log-probabilities of every digit of the next item, in parallel."""
+        projected = torch.einsum("...d,mde->...me", states, self.heads)
+        logits = torch.einsum("...me,mve->...mv", projected, self.tables)
+        logits = logits.masked_fill(~self.valid_codes, float("-inf"))
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def item_scores(self, states: torch.Tensor) -> torch.Tensor:
+        """(B, n_items): each item's summed digit log-probabilities given states (B, width)."""
+        log_probs = self.digit_log_probs(states)  # (B, M, vocab)
+        digit = torch.arange(self.digits, device=states.device)
+        return log_probs[:, digit[None, :], self.codes].sum(-1)  # (B, n_items)
+
+    def loss(self, index: torch.Tensor) -> torch.Tensor:
+        """Next-item loss of windows ``index`` (B, L): at every position with a real item
+        before a real next item, the cross-entropy of each next-item digit, summed over digits."""
+        states = self.hidden(index[:, :-1])
+        targets = index[:, 1:]
+        supervised = (targets >= 0) & (index[:, :-1] >= 0)
+        log_probs = self.digit_log_probs(states[supervised])  # (S, M, vocab)
+        target_codes = self.codes[targets[supervised]]  # (S, M)
+        picked = log_probs.gather(-1, target_codes[..., None]).squeeze(-1)
+        return -picked.sum(1).mean()
+
+
+class RPGRecommender(Recommender):
+    accepts = frozenset({"codes"})
+
+    def __init__(self, params: dict[str, Any], seed: int):
+        self.params = params
+        self.seed = seed
+
+    def backbone(self) -> str:
+        p = self.params
+        return f"RPG decoder {p['layers']}L d{p['d_model']} {p['heads']}x{p['head_dim']}, {self.digits} digits"
+
+    def fit(self, data: TrainingData, identifiers: ItemIdentifiers, context: FitContext) -> None:
+        if identifiers.kind != "codes" or identifiers.codes is None:
+            raise PluginError(f"{OWNER} reads code identifiers (e.g. the 'opq' tokenizer's digits); got "
+                              f"{identifiers.kind!r}")
+        p = self.params
+        self.device = pick_device(p["device"], context.device, OWNER)
+        torch.manual_seed(self.seed)
+        self.length = data.max_history
+        self.digits = len(identifiers.vocab_sizes)
+        self.model = RPGModel(identifiers.codes, tuple(identifiers.vocab_sizes), p, self.length + 1).to(self.device)
+        count = len(training_windows(data.train, self.length + 1, self.seed, 0))
+        if not count:
+            raise PluginError(f"{OWNER}: no user has two training items to learn from")
+
+        def epoch_batches(epoch: int):
+            return batches(training_windows(data.train, self.length + 1, self.seed, epoch), p["batch_size"])
+
+        def loss_of(windows: list[np.ndarray]) -> torch.Tensor:
+            return self.model.loss(left_padded(windows, self.length + 1).to(self.device))
+
+        self.training = train(self.model, p, context, "train rpg", count, epoch_batches, loss_of,
+                              lambda: context.validate(self, limit=p["valid_cases"] or None))
+
+    def score(self, batch: CaseBatch) -> np.ndarray:
+        self.model.eval()
+        with torch.no_grad():
+            index = left_padded([h[-self.length:] for h in batch.histories], self.length).to(self.device)
+            states = self.model.hidden(index)[:, -1]
+            return self.model.item_scores(states).cpu().numpy()
+
+
+@hookimpl
+def register_recommenders(register) -> None:
+    register(
+        RecommenderSpec(
+            name="rpg", version="1", family="RPG",
+            factory=lambda params, seed: RPGRecommender(params, seed),
+            accepts=RPGRecommender.accepts,
+            description="RPG: decoder-only transformer over pooled digit embeddings, every digit of the next "
+            "item predicted in parallel; items scored exactly by summed digit log-probabilities",
+            params=PARAMS,
+            validate=check_params,
+        )
+    )
