@@ -2,8 +2,9 @@
 
 P5-CID clusters spectral embeddings of the co-occurrence graph, the RQ-VAE tokenizers
 initialise each codebook from the centroids of its residuals (TIGER), and LETTER splits
-each codebook into clusters of equal size for its diversity loss. All three call
-:func:`kmeans`: Lloyd's algorithm with k-means++ seeding (Arthur & Vassilvitskii, SODA'07),
+each codebook into clusters of equal size for its diversity loss; RQ-KMeans clusters the
+residuals level by level and OPQ each rotated sub-space (warm-started from its previous
+codebook). All of them call :func:`kmeans`: Lloyd's algorithm with k-means++ seeding (Arthur & Vassilvitskii, SODA'07),
 optionally with every cluster capped at ``ceil(n / clusters)`` points, which is
 constrained k-means (Bradley, Bennett & Demiriz, 2000): each centroid offers that many
 slots and points take slots at the least total squared distance.
@@ -31,7 +32,8 @@ class Clustering:
 
 
 def kmeans(
-    points: np.ndarray, clusters: int, rng: np.random.Generator, iterations: int = 50, balanced: bool = False
+    points: np.ndarray, clusters: int, rng: np.random.Generator, iterations: int = 50, balanced: bool = False,
+    initial: np.ndarray | None = None,
 ) -> Clustering:
     """Cluster ``points`` (n, dim) into ``clusters`` groups.
 
@@ -39,13 +41,22 @@ def kmeans(
     extra centroids repeat chosen points and stay empty (a point ties with the first equal
     centroid, so identical points share a label). An emptied cluster's centroid moves to
     a random point, so codebooks initialised from it keep no unreachable entry.
-    ``balanced`` caps every cluster at ``ceil(n / clusters)`` points.
+    ``balanced`` caps every cluster at ``ceil(n / clusters)`` points. ``initial`` (clusters,
+    dim) starts Lloyd's iterations from those centroids instead of k-means++ seeding (a warm
+    start: OPQ refits its codebooks after each rotation, and from the previous centroids no
+    step raises the total squared distance).
     """
     x = np.asarray(points, np.float64)
     n = len(x)
     if n == 0 or clusters < 1:
         raise ValueError(f"kmeans needs points and at least one cluster, got {n} points and clusters={clusters}")
-    centroids = seed_centroids(x, clusters, rng)
+    if initial is None:
+        centroids = seed_centroids(x, clusters, rng)
+    else:
+        centroids = np.array(initial, np.float64)
+        if centroids.shape != (clusters, x.shape[1]):
+            raise ValueError(f"kmeans: initial centroids have shape {centroids.shape}, "
+                             f"expected ({clusters}, {x.shape[1]})")
     capacity = math.ceil(n / clusters)
     labels = np.full(n, -1)
     for _ in range(iterations):
