@@ -34,7 +34,6 @@ from benchmark.store import Store
 SUBSETS = (("all", "All"), ("warm", "Warm"), ("cold", "Cold"), ("new-user", "New-user"))
 # The headline table: these metrics for every subset the split has, a few columns wide.
 HEADLINE_METRICS = (("ndcg@10", "N@10"), ("recall@10", "R@10"))
-FAMILY_ORDER = ("baseline", "seq2seq", "SETRec", "LLM", "other")
 METRICS = (("recall@5", "R@5"), ("recall@10", "R@10"), ("ndcg@5", "N@5"), ("ndcg@10", "N@10"))
 GROUP_METRICS = (("recall@10", "R@10"), ("ndcg@10", "N@10"))
 SIGNIFICANCE = 0.05
@@ -299,7 +298,7 @@ def build_tables(rows: list[dict[str, Any]], split: str = "") -> dict[str, Any]:
             for e in extra_names])
     shown = headline_subsets(counts)
     headline_header = (["Method", "Family"]
-                       + [f"{label} {short} (n={counts[subset]})" for subset, label in SUBSETS if subset in shown
+                       + [header_for(subset, label, short) for subset, label in SUBSETS if subset in shown
                           for _, short in HEADLINE_METRICS]
                        + ["Fit min", "Conv."])
     headline = []

@@ -66,6 +66,7 @@ DEFAULT_PLUGINS = (
     "plugins.methods.llm",
     "plugins.methods.bigrec",
     "plugins.methods.lamia",
+    "plugins.methods.rpg",
 )
 ENTRY_POINT_GROUP = "genrec_bench"
 ALLOW_LIST_ENV = "GENREC_BENCH_LOAD_PLUGINS"

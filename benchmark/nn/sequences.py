@@ -1,6 +1,6 @@
 """What sequence recommenders trained by the engine share: the transformer size parameters,
-the training parameters (the engine's plus ``prefixes_per_user``) and the seeded per-epoch
-sample of training prefixes.
+the training parameters (the engine's plus ``prefixes_per_user``), the seeded per-epoch
+sample of training prefixes and the per-epoch training windows of window-trained models.
 
 The ``paper`` defaults are TIGER's transformer (6 heads of 64, d_model 128, MLP 1024,
 dropout 0.1); ``tiny`` is the 2-core CPU budget of tests and smoke runs; ``cpu`` (the
@@ -61,6 +61,51 @@ def prefix_count(train: list[np.ndarray], per_user: int) -> int:
     if per_user:
         lengths = np.minimum(lengths, per_user)
     return int(lengths.sum())
+
+
+def training_windows(train: list[np.ndarray], span: int, per_user: int, seed: int, epoch: int,
+                     owner: str) -> np.ndarray:
+    """(user, end, supervised) rows of one epoch, shuffled, shape (n, 3): windows for models that
+    learn every target of a window in one pass (a decoder-only recommender, SASRec's objective).
+
+    A window holds items ``end - span .. end`` of the user's sequence (``span``: the history
+    cap; fewer at the sequence's start) and supervises its last ``supervised`` items, each
+    predicted from the window's items before it; the first item is context only.
+
+    ``per_user`` = 0: the targets (positions 1..n-1) are cut into consecutive chunks of
+    ``span`` from a seeded random shift each epoch, so every target is supervised exactly once
+    per epoch, at a context length that changes between epochs (the chunk above the shift
+    keeps a full window of context). ``per_user`` > 0: that many full windows per user (fewer
+    for short sequences), the most recent one and the others' ends drawn afresh each epoch.
+    """
+    rng = np.random.default_rng([seed, epoch, 2])
+    rows = []
+    for user, sequence in enumerate(train):
+        last = len(sequence) - 1
+        if last < 1:
+            continue
+        if per_user:
+            earlier = rng.choice(np.arange(1, last), min(per_user, last) - 1, replace=False)
+            windows = [(end, min(span, end)) for end in (last, *sorted(earlier.tolist(), reverse=True))]
+        else:
+            shift = int(rng.integers(span))
+            windows = [(end, min(span, end)) for end in range(last - shift, 0, -span)]
+            if shift:
+                windows.insert(0, (last, min(shift, last)))
+        rows += [(user, end, supervised) for end, supervised in windows]
+    if not rows:
+        raise PluginError(f"{owner}: no user has two training items to learn from")
+    rows_array = np.asarray(rows, np.int64)
+    return rows_array[rng.permutation(len(rows_array))]
+
+
+def window_count(train: list[np.ndarray], span: int, per_user: int) -> int:
+    """The most windows one epoch of :func:`training_windows` yields (with ``per_user`` = 0 the
+    shift moves it by one per user at most)."""
+    targets = np.array([max(0, len(s) - 1) for s in train])
+    if per_user:
+        return int(np.minimum(targets, per_user).sum())
+    return int((-(-targets // span) + (targets > 1)).sum())
 
 
 def batches(rows, batch_size: int):

@@ -1,7 +1,9 @@
-"""The seq2seq generative family: TIGER, LETTER-TIGER and the three P5 identifier variants.
+"""The seq2seq generative family: TIGER, TIGER on RQ-KMeans ids, LETTER-TIGER and the three P5 variants.
 
 Every one pairs an identifier tokenizer with the ``seq2seq`` recommender (a T5 that writes
-the next item's identifier, ranked by constrained beam search). The ``tiny`` profile is a
+the next item's identifier, ranked by constrained beam search), except ``tiger-decoder`` and
+``rqkmeans-decoder``, which pair RQ-VAE / RQ-KMeans ids with the ``decoder`` recommender
+(one causal transformer, GRID's decoder-only TIGER). The ``tiny`` profile is a
 2-core CPU budget (see :mod:`plugins.recommenders.seq2seq`), not the papers' setting.
 """
 
@@ -30,6 +32,30 @@ def register_methods(register) -> None:
             description="TIGER (Rajput et al., NeurIPS'23): RQ-VAE semantic ids + T5 from scratch",
             search_space=TRAINING_SPACE + ("recommender.layers", "tokenizer.codebook_size"),
             paper="Recommender Systems with Generative Retrieval, NeurIPS 2023",
+        )
+    )
+    # GRID's decoder-only variant: the same ids, one causal transformer over the whole history.
+    for name, tokenizer, ids in (("tiger-decoder", "rqvae", "RQ-VAE"), ("rqkmeans-decoder", "rqkmeans", "RQ-KMeans")):
+        register(
+            MethodSpec(
+                name=name, version="1",
+                tokenizer=tokenizer,
+                recommender="decoder",
+                description=f"decoder-only TIGER (GRID): {ids} semantic ids, the history's codes as one causal "
+                "sequence, every item boundary trained",
+                search_space=TRAINING_SPACE + ("recommender.layers", "tokenizer.codebook_size"),
+                paper="Generative Recommendation with Semantic IDs: A Practitioner's Handbook (GRID), 2025",
+            )
+        )
+    register(
+        MethodSpec(
+            name="tiger-rqkmeans", version="1",
+            tokenizer="rqkmeans",
+            recommender="seq2seq",
+            description="TIGER with GRID's RQ-KMeans semantic ids (residual k-means of item text, no "
+            "gradient training) + T5 from scratch",
+            search_space=TRAINING_SPACE + ("recommender.layers", "tokenizer.codebook_size"),
+            paper="Generative Recommendation with Semantic IDs: A Practitioner's Handbook (GRID), 2025",
         )
     )
     register(

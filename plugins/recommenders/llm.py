@@ -24,7 +24,9 @@ runs on the response positions only (sequences are left-padded so responses end 
 row), over the whole vocabulary, as the model's own output layer (a model that rescales
 or caps its logits after that layer is trained without it). Ranking is the ``seq`` prompt followed by constrained beam
 search over every item's codes (:mod:`benchmark.nn.beam_search` with
-:class:`benchmark.nn.decoders.CausalLMDecoder`), the user's seen items pruned in the trie.
+:class:`benchmark.nn.decoders.CausalLMDecoder`), the user's seen items pruned in the trie;
+``scoring=exact`` ranks every item by its codes' log-probability after the ``seq`` prompt
+instead (:mod:`benchmark.nn.exact_scoring`), the seen items left out alike.
 
 ``tiny`` is a 2-core CPU budget (about 75 s per epoch on ml-100k): 2 layers at d_model 128,
 at most 3 epochs of 64-sample steps at 1e-3; per epoch ``prefixes_per_user`` (2) sequential targets per user, one
@@ -45,6 +47,7 @@ from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.beam_search import TokenTrie, beam_search
 from benchmark.nn.causal_lm import (
     LLM_TRAINING_PARAMS,
+    base_model,
     causal_lm,
     describe,
     left_padded,
@@ -54,6 +57,14 @@ from benchmark.nn.causal_lm import (
 )
 from benchmark.nn.decoders import CausalLMDecoder
 from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.exact_scoring import (
+    SCORING_PARAM,
+    cases_per_pass,
+    check_scoring,
+    exact_scores,
+    row_floats,
+    top_items,
+)
 from benchmark.nn.model_paths import check_model_path
 from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
 from benchmark.params import Param
@@ -87,6 +98,7 @@ PARAMS = (
     Param("beam_size", int, 20, "beams of the ranking beam search (at least the ranked list's 20 items)",
           minimum=20),
     Param("decode_batch", int, 32, "users per beam-search batch", minimum=1),
+    SCORING_PARAM,
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
           "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
     *LLM_TRAINING_PARAMS,
@@ -111,6 +123,7 @@ def item_titles(data: TrainingData) -> list[str]:
 
 def check_params(params: dict[str, Any]) -> None:
     task_list(params)
+    check_scoring(params, OWNER)
     check_engine_params(params, OWNER)
     check_model_path(params["model_path"], OWNER, "causal")
 
@@ -228,6 +241,8 @@ class LLMRecommender(Recommender):
     # ---- ranking
 
     def recommend(self, batch: CaseBatch, k: int) -> np.ndarray:
+        if self.params["scoring"] == "exact":
+            return top_items(self.exact_scores(batch), k, batch.exclude)
         p = self.params
         beam = max(k, p["beam_size"])
         out = np.full((len(batch), k), -1, np.int64)
@@ -242,6 +257,20 @@ class LLMRecommender(Recommender):
                 result = beam_search(decoder, self.trie, len(ids), beam, exclude=exclude, pad_token=self.prompts.pad)
                 out[part] = result.items[:, :k].numpy()
         return out
+
+    def exact_scores(self, batch: CaseBatch) -> torch.Tensor:
+        """``(len(batch), n_items)``: each item's codes' log-probability after the case's ``seq`` prompt."""
+        prompts = [self.prompts.sample("seq", history, 0)[0] for history in batch.histories]
+        width = max((len(prompt) for prompt in prompts), default=0) + self.trie.max_length
+        step = cases_per_pass(self.trie, row_floats(base_model(self.model).config, width), self.params["decode_batch"])
+        parts = []
+        self.model.eval()
+        with torch.no_grad():
+            for start in range(0, len(batch), step):
+                ids, mask = left_padded(prompts[start:start + step], self.prompts.pad)
+                decoder = CausalLMDecoder(self.model, ids.to(self.device), mask.to(self.device))
+                parts.append(exact_scores(decoder, self.trie, len(ids)))
+        return torch.cat(parts) if parts else torch.zeros(0, self.trie.n_items)
 
 
 @hookimpl

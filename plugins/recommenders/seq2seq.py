@@ -16,7 +16,10 @@ divided by a temperature ``rank_temperature`` < 1 before the softmax, which weig
 negatives more. Ranking is constrained beam search over the trie of every item's
 identifier (:mod:`benchmark.nn.beam_search`), with the user's seen items pruned in the trie
 under the default protocol; the encoder runs once per user and its cross-attention keys
-and values are computed once and shared by the user's beams.
+and values are computed once and shared by the user's beams. ``scoring=exact`` ranks the
+whole catalogue instead by each item's identifier log-probability, every item computed
+(:mod:`benchmark.nn.exact_scoring`: the decoder walks the trie level by level, the encoder
+once per user), the seen items left out as the beam search prunes them.
 
 Profiles. ``paper``: TIGER's transformer (4+4 layers, 6 heads of 64, d_model 128, MLP
 1024, dropout 0.1) trained on every training prefix, or any pretrained T5 checkpoint
@@ -54,6 +57,14 @@ from benchmark.nn.beam_search import TokenTrie, beam_search
 from benchmark.nn.decoders import T5Decoder
 from benchmark.nn.dropout import use_fast_dropout
 from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.exact_scoring import (
+    SCORING_PARAM,
+    cases_per_pass,
+    check_scoring,
+    exact_scores,
+    row_floats,
+    top_items,
+)
 from benchmark.nn.model_paths import check_model_path
 from benchmark.nn.sequences import TRAINING_PARAMS, TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
 from benchmark.params import Param
@@ -80,6 +91,7 @@ PARAMS = (
     Param("decoding", str, "constrained", "constrained (trie of valid identifiers) or unconstrained "
           "(measures the share of identifiers naming no item)"),
     Param("decode_batch", int, 64, "users per beam-search batch", minimum=1),
+    SCORING_PARAM,
 )
 OWNER = "recommender 'seq2seq'"
 
@@ -88,6 +100,10 @@ def check_params(params: dict[str, Any]) -> None:
     if params["decoding"] not in ("constrained", "unconstrained"):
         raise ParameterError(f"recommender 'seq2seq': parameter 'decoding' is {params['decoding']!r}; "
                              "give constrained or unconstrained")
+    check_scoring(params, OWNER)
+    if params["scoring"] == "exact" and params["decoding"] == "unconstrained":
+        raise ParameterError(f"{OWNER}: scoring=exact scores every item's identifier, so decoding=unconstrained "
+                             "does not apply; give decoding=constrained or scoring=beam")
     check_engine_params(params, OWNER)
     check_model_path(params["model_path"], OWNER, "t5")
 
@@ -296,6 +312,9 @@ class Seq2SeqRecommender(Recommender):
     # ---- ranking
 
     def recommend(self, batch: CaseBatch, k: int) -> np.ndarray:
+        if self.params["scoring"] == "exact":
+            self.invalid_share = 0.0  # every ranked identifier names an item
+            return top_items(self.exact_scores(batch), k, batch.exclude)
         p = self.params
         beam = max(k, p["beam_size"])
         constrained = p["decoding"] == "constrained"
@@ -316,6 +335,20 @@ class Seq2SeqRecommender(Recommender):
                 finite += int(live.sum())
         self.invalid_share = invalid / finite if finite else 0.0
         return out
+
+    def exact_scores(self, batch: CaseBatch) -> torch.Tensor:
+        """``(len(batch), n_items)``: each item's identifier log-probability given the case's input."""
+        floats = row_floats(self.model.config, self.trie.max_length)
+        step = cases_per_pass(self.trie, floats, self.params["decode_batch"])
+        parts = []
+        self.model.eval()
+        with torch.no_grad():
+            for start in range(0, len(batch), step):
+                part = slice(start, start + step)
+                ids, mask = self.layout.encoder_inputs(batch.users[part], batch.histories[part])
+                decoder = T5Decoder(self.model, ids.to(self.device), mask.to(self.device))
+                parts.append(exact_scores(decoder, self.trie, len(ids)))
+        return torch.cat(parts) if parts else torch.zeros(0, self.trie.n_items)
 
     def diagnostics(self) -> dict[str, float]:
         if self.invalid_share is None:
