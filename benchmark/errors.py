@@ -19,6 +19,11 @@ class ParameterError(BenchmarkError):
     """A parameter or option is unknown, has a value of the wrong type or lies outside its range."""
 
 
+class MissingExtraError(ParameterError):
+    """A method needs an optional extra that is not installed (the message names the
+    ``pip install 'genrec-bench[EXTRA]'`` line); raised when the method is resolved."""
+
+
 class CompatibilityError(BenchmarkError):
     """A tokenizer and a recommender cannot be paired (identifier kinds differ)."""
 

@@ -58,6 +58,7 @@ DEFAULT_PLUGINS = (
     "plugins.recommenders.llm",
     "plugins.recommenders.bigrec",
     "plugins.recommenders.rpg",
+    "plugins.recommenders.cornac_bridge",
     "plugins.evaluators.coverage",
     "plugins.evaluators.tokenizer_diagnostics",
     "plugins.methods.baselines",
@@ -67,6 +68,7 @@ DEFAULT_PLUGINS = (
     "plugins.methods.bigrec",
     "plugins.methods.lamia",
     "plugins.methods.rpg",
+    "plugins.methods.cornac",
 )
 ENTRY_POINT_GROUP = "genrec_bench"
 ALLOW_LIST_ENV = "GENREC_BENCH_LOAD_PLUGINS"

@@ -33,7 +33,7 @@ from benchmark.evaluation.evaluator import Evaluation, evaluate
 from benchmark.methods import ResolvedMethod, resolve_method
 from benchmark.preflight import check_methods, check_recommender
 
-PACKAGES = ("torch", "transformers", "peft", "recbole", "numpy", "pandas", "scipy", "optuna",
+PACKAGES = ("torch", "transformers", "peft", "recbole", "cornac", "numpy", "pandas", "scipy", "optuna",
             "pluggy", "tabulate", "genrec-bench")
 
 

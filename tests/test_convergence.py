@@ -10,6 +10,7 @@ import pytest
 
 from benchmark import plugins
 from benchmark.cli import main
+from benchmark.errors import MissingExtraError
 from benchmark.leaderboard import NOT_CONVERGED, board_profile
 from benchmark.methods import resolve_method
 
@@ -22,9 +23,13 @@ def _value(resolved, dotted: str):
     return (resolved.tokenizer_params if part == "tokenizer" else resolved.recommender_params)[name]
 
 
-@pytest.mark.parametrize("method", sorted(m if m != "recbole" else "recbole:GRU4Rec" for m in plugins.get_methods()))
+@pytest.mark.parametrize("method", sorted(f"{m}:GRU4Rec" if spec.argument_param else m
+                                          for m, spec in plugins.get_methods().items()))
 def test_every_method_resolves_under_cpu_with_a_budget_above_tiny(method):
-    cpu, tiny = resolve_method(method, "cpu"), resolve_method(method, "tiny")
+    try:
+        cpu, tiny = resolve_method(method, "cpu"), resolve_method(method, "tiny")
+    except MissingExtraError as error:  # a method of an optional extra that is not installed (cornac)
+        pytest.skip(str(error))
     if "epochs" in cpu.recommender_params:
         assert cpu.recommender_params["epochs"] > tiny.recommender_params["epochs"]
         assert cpu.recommender_params["patience"] >= tiny.recommender_params["patience"]
@@ -35,7 +40,9 @@ def test_cpu_trains_engine_methods_like_the_papers_but_smaller(method):
     resolved = resolve_method(method, "cpu")
     p = resolved.recommender_params
     # A constant rate after a short warm-up: no epoch cap decides where training ends.
-    assert (p["schedule"], p["epochs"], p["patience"], p["max_train_seconds"]) == ("constant", 200, 5, 14400.0)
+    assert (p["schedule"], p["epochs"], p["patience"], p["max_train_seconds"]) == ("constant", 200, 10, 28800.0)
+    # Early stopping reads every validation case under cpu (a 500-case sample's noise stopped fits early).
+    assert p["valid_cases"] == 0
     assert p["warmup"] * p["schedule_steps"] == 50
     assert p["prefixes_per_user"] == 20
     if "codebook_size" in resolved.tokenizer_params:  # RQ-VAE, LETTER, LC-Rec, LAMIA codes

@@ -69,7 +69,7 @@ PARAMS = (
           minimum=0.0, maximum=10.0, low=0.0, high=2.0),
     Param("decode_batch", int, 32, "cases per generation batch", minimum=1),
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
-          "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
+          "sample, the same for every method", profiles={"tiny": 500, "cpu": 0}, minimum=0),
     *LLM_TRAINING_PARAMS,
 )
 

@@ -31,8 +31,8 @@ dropout, the architecture has no other). Profiles: ``paper``: TIGER's sizes with
 layers as one stack of 8; ``tiny`` 2 layers at d_model 128 and each user's most recent
 window once per epoch; ``cpu`` (the boards): 4 layers (the depth of seq2seq's 2+2) at seq2seq's ``cpu``
 width (d_model 64, 4 heads of 16, MLP 256), every target once per epoch, and seq2seq's
-``cpu`` schedule and stopping (constant 3e-3 after a warm-up, patience 5, 500 validation
-cases).
+``cpu`` schedule and stopping (constant 3e-3 after a warm-up, patience 10, every validation
+case).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ PARAMS = (
           "in windows cut afresh each epoch); n: the most recent full window and n-1 others drawn afresh",
           profiles={"tiny": 1, "cpu": 0}, minimum=0),
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
-          "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
+          "sample, the same for every method", profiles={"tiny": 500, "cpu": 0}, minimum=0),
     Param("beam_size", int, 20, "beams of the ranking beam search (at least the ranked list's 20 items)",
           minimum=20),
     Param("decode_batch", int, 32, "users per beam-search batch", minimum=1),

@@ -100,7 +100,7 @@ PARAMS = (
     Param("decode_batch", int, 32, "users per beam-search batch", minimum=1),
     SCORING_PARAM,
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
-          "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
+          "sample, the same for every method", profiles={"tiny": 500, "cpu": 0}, minimum=0),
     *LLM_TRAINING_PARAMS,
 )
 

@@ -44,7 +44,7 @@ PARAMS = (
     *TRANSFORMER_PARAMS,
     *ENGINE_PARAMS,
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
-          "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
+          "sample, the same for every method", profiles={"tiny": 500, "cpu": 0}, minimum=0),
 )
 
 

@@ -31,8 +31,8 @@ drawn from the earlier ones, afresh every epoch), history items' text capped at
 ``cpu`` (the boards) is the papers' training at a quarter of TIGER's width: 2+2 layers,
 d_model 64, 4 heads of 16, MLP 256, dropout 0.1; a fresh sample of 20 training targets
 per user each epoch (a fifth of every prefix: one validation per fifth of a pass), AdamW
-at a constant 3e-3 after a 50-step warm-up, validation every epoch on the same fixed 500
-cases, patience 5, a 200-epoch cap and a four-hour guard; everything else as ``tiny``.
+at a constant 3e-3 after a 50-step warm-up, validation every epoch on every validation
+case, patience 10, a 200-epoch cap and an eight-hour guard; everything else as ``tiny``.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ PARAMS = (
           profiles={"tiny": 8}, minimum=1),
     *TRAINING_PARAMS,
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
-          "sample, the same for every method", profiles={"tiny": 500}, minimum=0),
+          "sample, the same for every method", profiles={"tiny": 500, "cpu": 0}, minimum=0),
     Param("rank_temperature", float, 1.0, "LETTER's ranking-guided loss temperature (1: plain "
           "cross-entropy; paper best 0.7-1.0)", minimum=0.05, maximum=5.0, low=0.5, high=1.2),
     Param("beam_size", int, 20, "beams of the ranking beam search (at least the ranked list's 20 items)",
