@@ -22,7 +22,7 @@ run: $(STAMP)
 # with 3 seeds, the other methods with 1, loo before cold-items. Two workers (one per core)
 # share the store's run claims, so each run is fitted once; a killed `make board` resumes.
 # The second worker starts 30 s later, once the first has imported the results archive.
-SEEDED := pop,sasrec-ce,sasrec-bce,lightgcn,tiger,letter-tiger,p5-cid,setrec,lcrec,letter-lcrec,lamia,rpg,tiger-decoder,rqkmeans-decoder,tiger-rqkmeans
+SEEDED := pop,sasrec-ce,sasrec-bce,lightgcn,tiger,letter-tiger,p5-cid,setrec,lcrec,letter-lcrec,lamia,rpg,tiger-decoder,rqkmeans-decoder,tiger-rqkmeans,cornac:TIGER,cornac:RPG
 SINGLE := p5-tid,p5-semid,bigrec,setrec-decoder,setrec-no-sem,setrec-no-cf,setrec-no-query,setrec-no-sparse
 BOARD := $(VENV)/bin/genrec-bench run --dataset ml-100k --profile cpu --no-progress
 board: $(STAMP)
