@@ -181,9 +181,9 @@ PARAMS = (
     Param("tokenizer_epochs", int, 0, "RQ-VAE training epochs (TIGER, LETTER; 0: Cornac's)",
           profiles={"tiny": 10, "cpu": 1500}, minimum=0),
     Param("digits", int, 0, "RPG's semantic-ID length: OPQ codebooks per item (0: Cornac's 32)",
-          profiles={"tiny": 4, "cpu": 32}, minimum=0),
+          profiles={"tiny": 4, "cpu": 16}, minimum=0),
     Param("pca_dim", int, 0, "RPG's whitened PCA of the text embedding before OPQ (0: Cornac's 512, which "
-          "leaves a narrower embedding as it is)", profiles={"tiny": 32, "cpu": 0}, minimum=0),
+          "leaves a narrower embedding as it is)", profiles={"tiny": 32, "cpu": 128}, minimum=0),
     Param("beams", int, 0, "beams of TIGER's and LETTER's beam search and RPG's graph decoding (0: Cornac's; "
           "TIGER 20, RPG 50)", minimum=0),
     Param("scoring", str, "", "TIGER, LETTER: beam or exact; RPG: graph or exact (empty: Cornac's, beam / graph)"),
