@@ -9,8 +9,9 @@ from conftest import make_plugin
 
 from benchmark import hookimpl
 from benchmark.components import MethodSpec
+from benchmark.nn.sequences import right_aligned
 from benchmark.runner import RunRequest, execute
-from plugins.recommenders.rpg import RPGModel, left_padded, training_windows
+from plugins.recommenders.rpg import RPGModel, training_windows
 
 PARAMS = {"layers": 2, "d_model": 16, "heads": 2, "head_dim": 8, "d_ff": 32, "dropout": 0.0}
 
@@ -44,7 +45,7 @@ def test_permuting_the_digit_order_changes_no_score():
     state["tables"] = state["tables"][perm]
     state["heads"] = state["heads"][perm]
     permuted.load_state_dict(state)
-    index = left_padded([np.array([1, 2, 3]), np.array([7]), np.array([4, 5, 6, 8, 9, 10])], 6)
+    index = right_aligned([np.array([1, 2, 3]), np.array([7]), np.array([4, 5, 6, 8, 9, 10])], 6)
     with torch.no_grad():
         a = model.item_scores(model.hidden(index)[:, -1])
         b = permuted.item_scores(permuted.hidden(index)[:, -1])
@@ -60,7 +61,7 @@ def test_item_score_is_the_sum_of_its_digit_log_probabilities_and_unequal_codebo
     vocab = (4, 6, 3)
     codes = np.column_stack([rng.integers(0, v, 25) for v in vocab])
     model = _model(codes, vocab)
-    index = left_padded([np.array([0, 1]), np.array([5, 6, 7])], 6)
+    index = right_aligned([np.array([0, 1]), np.array([5, 6, 7])], 6)
     with torch.no_grad():
         states = model.hidden(index)[:, -1]
         scores = model.item_scores(states)
@@ -80,7 +81,7 @@ def test_loss_sums_digits_over_every_supervised_position():
     codes = rng.integers(0, 5, size=(12, 3))
     model = _model(codes, (5, 5, 5))
     windows = [np.array([1, 2, 3, 4]), np.array([5, 6])]
-    index = left_padded(windows, 4)
+    index = right_aligned(windows, 4)
     with torch.no_grad():
         loss = model.loss(index)
         states = model.hidden(index[:, :-1])  # the state after each input position, causal
@@ -92,7 +93,7 @@ def test_loss_sums_digits_over_every_supervised_position():
                 total -= sum(float(log_probs[m, codes[window[t], m]]) for m in range(3))
                 count += 1
         # Causal: the state after item t does not depend on later items.
-        prefix = model.hidden(left_padded([windows[0][:2]], 2))
+        prefix = model.hidden(right_aligned([windows[0][:2]], 2))
         assert torch.allclose(prefix[0, -1], model.hidden(index[:1, :2])[0, -1], atol=1e-5)
     assert count == 4  # 3 transitions in the first window, 1 in the second
     assert loss.item() == pytest.approx(total / count, abs=1e-4)

@@ -11,6 +11,7 @@ convergence on a fresh sample of 20 training targets per user each epoch.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from benchmark.errors import PluginError
 from benchmark.nn.engine import ENGINE_PARAMS
@@ -111,3 +112,14 @@ def window_count(train: list[np.ndarray], span: int, per_user: int) -> int:
 def batches(rows, batch_size: int):
     """Consecutive batches of ``batch_size`` rows (the last one shorter)."""
     return (rows[start:start + batch_size] for start in range(0, len(rows), batch_size))
+
+
+def right_aligned(sequences, width: int | None = None):
+    """(B, width) item indices, each sequence's last ``width`` items right-aligned, -1 before
+    them; ``width`` defaults to the longest sequence (at least 1)."""
+    width = width or max(1, max((len(s) for s in sequences), default=0))
+    index = np.full((len(sequences), width), -1, np.int64)
+    for row, sequence in enumerate(sequences):
+        if len(sequence):
+            index[row, width - len(sequence[-width:]):] = sequence[-width:]
+    return torch.as_tensor(index)

@@ -34,7 +34,7 @@ from benchmark import hookimpl
 from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
 from benchmark.errors import PluginError
 from benchmark.nn.engine import ENGINE_PARAMS, check_engine_params, pick_device, train
-from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches
+from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches, right_aligned
 from benchmark.params import Param
 
 OWNER = "recommender 'rpg'"
@@ -67,16 +67,6 @@ def training_windows(train: list[np.ndarray], length: int, seed: int, epoch: int
                 break
     order = np.random.default_rng([seed, epoch]).permutation(len(windows)) if windows else []
     return [windows[i] for i in order]
-
-
-def left_padded(sequences: list[np.ndarray], width: int | None = None) -> torch.Tensor:
-    """(B, width) item indices right-aligned, -1 before each sequence."""
-    width = width or max(1, max((len(s) for s in sequences), default=0))
-    index = np.full((len(sequences), width), -1, np.int64)
-    for row, sequence in enumerate(sequences):
-        if len(sequence):
-            index[row, width - len(sequence):] = sequence[-width:]
-    return torch.as_tensor(index)
 
 
 class Block(torch.nn.Module):
@@ -203,7 +193,7 @@ class RPGRecommender(Recommender):
             return batches(training_windows(data.train, self.length + 1, self.seed, epoch), p["batch_size"])
 
         def loss_of(windows: list[np.ndarray]) -> torch.Tensor:
-            return self.model.loss(left_padded(windows, self.length + 1).to(self.device))
+            return self.model.loss(right_aligned(windows, self.length + 1).to(self.device))
 
         self.training = train(self.model, p, context, "train rpg", count, epoch_batches, loss_of,
                               lambda: context.validate(self, limit=p["valid_cases"] or None))
@@ -211,7 +201,7 @@ class RPGRecommender(Recommender):
     def score(self, batch: CaseBatch) -> np.ndarray:
         self.model.eval()
         with torch.no_grad():
-            index = left_padded([h[-self.length:] for h in batch.histories], self.length).to(self.device)
+            index = right_aligned([h[-self.length:] for h in batch.histories], self.length).to(self.device)
             states = self.model.hidden(index)[:, -1]
             return self.model.item_scores(states).cpu().numpy()
 

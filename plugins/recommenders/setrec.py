@@ -47,7 +47,14 @@ from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recomme
 from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.engine import check_engine_params, pick_device, train
 from benchmark.nn.model_paths import check_model_path
-from benchmark.nn.sequences import TRAINING_PARAMS, TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
+from benchmark.nn.sequences import (
+    TRAINING_PARAMS,
+    TRANSFORMER_PARAMS,
+    batches,
+    prefix_count,
+    right_aligned,
+    training_prefixes,
+)
 from benchmark.params import Param
 
 OWNER = "recommender 'setrec'"
@@ -207,15 +214,6 @@ def item_logits(generated: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- the recommender
 
 
-def _right_aligned(histories: list[np.ndarray]) -> torch.Tensor:
-    width = max(1, max((len(h) for h in histories), default=0))
-    index = np.full((len(histories), width), -1, np.int64)
-    for row, history in enumerate(histories):
-        if len(history):
-            index[row, width - len(history):] = history
-    return torch.as_tensor(index)
-
-
 class SetRecRecommender(Recommender):
     accepts = frozenset({"token_set"})
 
@@ -301,7 +299,7 @@ class SetRecRecommender(Recommender):
     def _loss(self, data: TrainingData, rows: np.ndarray) -> torch.Tensor:
         users, positions = rows[:, 0], rows[:, 1]
         cap = data.max_history
-        index = _right_aligned([data.train[u][max(0, t - cap):t] for u, t in zip(users, positions)])
+        index = right_aligned([data.train[u][max(0, t - cap):t] for u, t in zip(users, positions)])
         targets = torch.as_tensor([int(data.train[u][t]) for u, t in zip(users, positions)], device=self.device)
         table = self.model.tokens()
         generated = self.model.generate(table, index.to(self.device))
@@ -364,7 +362,7 @@ class SetRecRecommender(Recommender):
                 return self._parts[key]
         table = self._item_table()
         with torch.no_grad():
-            generated = self.model.generate(table, _right_aligned(batch.histories).to(self.device)).float()
+            generated = self.model.generate(table, right_aligned(batch.histories).to(self.device)).float()
             logits = item_logits(generated, table)
         zeros = torch.zeros(len(batch), self.n_items, device=logits.device)
         cf = logits[:, 0] if self.has_cf else zeros
