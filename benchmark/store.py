@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,10 @@ def open_database(url: str, option: str, create: bool = True) -> sa.Engine:
         if problem:
             raise StoreError(f"{option} {shown}: {problem}; pick a database file in a writable folder")
     try:
-        return sa.create_engine(url)
+        # SQLite's default 5 s wait for a lock is short when two workers write one file and
+        # one of them is busy importing an archive; wait up to a minute instead.
+        connect_args = {"timeout": 60} if path is not None else {}
+        return sa.create_engine(url, connect_args=connect_args)
     except sa.exc.NoSuchModuleError:
         raise StoreError(
             f"{option} {shown}: SQLAlchemy has no dialect or driver {parsed.drivername!r}; use sqlite:///PATH, "
@@ -251,7 +255,15 @@ class Store:
 
         def beat() -> None:
             while not stop.wait(HEARTBEAT_INTERVAL):
-                self.heartbeat(key)
+                try:
+                    self.heartbeat(key)
+                except sa.exc.SQLAlchemyError as exc:
+                    # A locked or briefly unreachable store must not end the heartbeat: the
+                    # claim would go stale and another worker would fit the same run.
+                    # The next beat retries; CLAIM_TIMEOUT spans several beats.
+                    warnings.warn(f"run claim {key}: heartbeat failed ({exc.__class__.__name__}: "
+                                  f"{str(exc).splitlines()[0]}); retrying in {HEARTBEAT_INTERVAL:.0f} s",
+                                  RuntimeWarning, stacklevel=1)
 
         thread = threading.Thread(target=beat, daemon=True)
         thread.start()

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -240,6 +241,39 @@ def test_claims_block_live_owners_and_expire_with_dead_ones(tmp_path, monkeypatc
 
         conn.execute(claims.update().values(heartbeat=0.0))
     assert store.claim("remote") is None
+
+
+def test_a_failed_heartbeat_is_retried_and_the_claim_stays_fresh(tmp_path, monkeypatch):
+    # A locked SQLite file once made the heartbeat thread die; the claim then went stale
+    # and a second worker could take over a run still being fitted.
+    import sqlalchemy as sa
+
+    from benchmark import store as store_module
+    from benchmark.store import claims
+
+    store = Store(f"sqlite:///{tmp_path}/r.db")
+    monkeypatch.setattr(store_module, "HEARTBEAT_INTERVAL", 0.05)
+    real, calls = Store.heartbeat, []
+
+    def flaky(self, key):
+        calls.append(key)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("UPDATE claims", {}, Exception("database is locked"))
+        real(self, key)
+
+    monkeypatch.setattr(Store, "heartbeat", flaky)
+    assert store.claim("k") is None
+    with store.engine.begin() as conn:
+        conn.execute(claims.update().values(heartbeat=0.0))
+    with pytest.warns(RuntimeWarning, match="heartbeat failed.*database is locked"):
+        with store.claimed("k"):
+            deadline = time.time() + 10
+            while len(calls) < 3 and time.time() < deadline:
+                time.sleep(0.02)
+            with store.engine.connect() as conn:
+                beat = conn.execute(sa.select(claims.c.heartbeat)).scalar_one()
+    assert len(calls) >= 3
+    assert beat > time.time() - 10  # refreshed after the failure
 
 
 def test_run_skips_a_run_another_process_is_fitting(tmp_path, monkeypatch, capsys):
