@@ -274,6 +274,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
     boards = board_dir(args)
     _check_folder("--leaderboards", boards)
+    if args.readme and not Path(args.readme).is_file():
+        raise BenchmarkError(f"--readme {args.readme}: no such file; name a Markdown file with "
+                             "'<!-- headline: BOARD.md -->' ... '<!-- /headline -->' blocks")
     # Without an archive to import there is nothing to build a store from: open an existing one only.
     archived = any((boards / "results").glob("*.jsonl.gz"))
     store = Store(args.store, create=archived)
@@ -288,6 +291,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     for dataset, split in pairs:
         print(render(store, dataset, split, boards))
         export_archive(store, boards, dataset, split)
+    if args.readme:
+        from benchmark.readme_headline import fill_headlines
+
+        for board in fill_headlines(Path(args.readme)):
+            print(f"headline of {board.name} -> {args.readme}")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
@@ -451,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--split")
     board.add_argument("--store", default=DEFAULT_URL)
     board.add_argument("--leaderboards", help="board folder (default as for run)")
+    board.add_argument("--readme", help="also copy each board's headline table into this Markdown file's "
+                       "'<!-- headline: BOARD.md -->' ... '<!-- /headline -->' blocks (e.g. README.md)")
     board.set_defaults(func=cmd_leaderboard)
 
     comp = sub.add_parser("compare", help="paired bootstrap test between stored methods on one board")

@@ -262,3 +262,69 @@ def test_html_board_in_headless_chromium_sorts_switches_subsets_and_logs_no_erro
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+# ---------------------------------------------------------------- the README's headline
+
+
+def test_readme_blocks_take_the_boards_headline_and_keep_the_rest(boards, tmp_path, capsys):
+    folder, url = boards
+    readme = tmp_path / "README.md"
+    board = os.path.relpath(folder / "synthetic-loo.md", tmp_path)
+    readme.write_text(f"# Intro\n\ntext before\n\n<!-- headline: {board} -->\nstale | numbers\n<!-- /headline -->\n\n"
+                      "## After\nkept\n", encoding="utf-8")
+    assert main(["leaderboard", "--dataset", "synthetic", "--split", "loo", "--store", url,
+                 "--leaderboards", str(folder), "--readme", str(readme)]) == 0
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("# Intro\n\ntext before\n\n") and text.endswith("<!-- /headline -->\n\n## After\nkept\n")
+    assert "stale" not in text
+    block = text.split(f"<!-- headline: {board} -->\n", 1)[1].split("<!-- /headline -->", 1)[0]
+    header, rows = markdown_table((folder / "synthetic-loo.md").read_text(encoding="utf-8"), "## Headline")
+    table = [line for line in block.splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table]
+    assert cells[0] == header and cells[2:] == rows  # the board's table, cell for cell
+    assert f"]({board})" in block and "profile `tiny`" in block
+    # Filling again changes nothing.
+    before = readme.read_text(encoding="utf-8")
+    assert main(["leaderboard", "--dataset", "synthetic", "--split", "loo", "--store", url,
+                 "--leaderboards", str(folder), "--readme", str(readme)]) == 0
+    assert readme.read_text(encoding="utf-8") == before
+
+
+@pytest.mark.parametrize("content, message", [
+    ("no block here\n", "no '<!-- headline: BOARD.md -->'"),
+    ("<!-- headline: boards/synthetic-loo.md -->\nnever closed\n", "line 1: .* has no '<!-- /headline -->'"),
+    ("x\n<!-- headline: nowhere.md -->\n<!-- /headline -->\n", "line 2: no board nowhere.md"),
+])
+def test_readme_block_faults_are_one_line_and_touch_nothing(tmp_path, content, message):
+    from benchmark.errors import BenchmarkError
+    from benchmark.readme_headline import fill_headlines
+
+    readme = tmp_path / "README.md"
+    readme.write_text(content, encoding="utf-8")
+    with pytest.raises(BenchmarkError, match=message) as info:
+        fill_headlines(readme)
+    assert "\n" not in str(info.value) and str(readme) in str(info.value)
+    assert readme.read_text(encoding="utf-8") == content
+
+
+def test_leaderboard_refuses_a_missing_readme_before_rendering(boards, tmp_path, capsys):
+    folder, url = boards
+    before = {p: p.stat().st_mtime_ns for p in folder.glob("*.md")}
+    assert main(["leaderboard", "--store", url, "--leaderboards", str(folder),
+                 "--readme", str(tmp_path / "nope.md")]) == 2
+    error = one_error_line(capsys)
+    assert "--readme" in error and "no such file" in error
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("*.md")} == before
+
+
+def test_the_committed_readme_shows_the_committed_loo_headline():
+    # `genrec-bench leaderboard --readme README.md` keeps them equal; a board re-rendered
+    # without it leaves the README's first screen behind, and this fails.
+    from benchmark.readme_headline import headline_of
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- headline: leaderboards/ml-100k-loo.md -->\n", 1)[1].split("<!-- /headline -->")[0]
+    expected = headline_of(root / "leaderboards" / "ml-100k-loo.md").replace("{link}", "leaderboards/ml-100k-loo.md")
+    assert block.strip() == expected.strip()
