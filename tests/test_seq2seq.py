@@ -54,6 +54,22 @@ def test_text_layout_uses_words_numbers_clashes_and_ends_with_the_end_token():
     assert ids[0].tolist() == layout.prompt + heat + layout.separator + [EOS]
 
 
+def test_three_or_more_identical_texts_stay_apart_and_a_pair_keeps_the_vocabulary():
+    # A pair is told apart by "# 2" read as unknown words (the vocabulary, and so every
+    # identifier of a catalogue with pairs only, is what it was); from three copies on,
+    # "# 2" and "# 3" would read alike, so the suffix words join the vocabulary.
+    pair = ItemIdentifiers(kind="text", n_items=3, texts=["Heat", "Heat", "Alien"])
+    layout = Layout(pair, _params(user_tokens=0, prompt="next"))
+    assert len({tuple(o) for o in layout.outputs}) == 3
+    assert layout.vocab_size == 3 + len(["next", ";", "Heat", "Alien"])
+    triple = ItemIdentifiers(kind="text", n_items=5, texts=["Heat", "Heat", "Alien", "Heat", "Heat"])
+    layout = Layout(triple, _params(user_tokens=0, prompt="next"))
+    assert len({tuple(o) for o in layout.outputs}) == 5
+    assert layout.unk not in {t for o in layout.outputs for t in o}
+    assert layout.vocab_size == 3 + len(["next", ";", "Heat", "Alien", "#", "2", "3", "4"])
+    assert layout.outputs[4][:-1] == layout.words("Heat # 4")
+
+
 def test_ranking_guided_loss_is_cross_entropy_at_a_temperature():
     identifiers = ItemIdentifiers(kind="codes", n_items=3, codes=np.array([[0, 0], [0, 1], [1, 0]]),
                                   vocab_sizes=(2, 2))

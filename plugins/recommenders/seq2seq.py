@@ -111,6 +111,16 @@ def check_params(params: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- vocabulary
 
 
+def _duplicate_suffixes(keys: list[tuple]) -> list[str]:
+    """``"# n"`` for the n-th (n >= 2) occurrence of a key, ``""`` for a first one."""
+    count: dict[tuple, int] = {}
+    out = []
+    for key in keys:
+        count[key] = count.get(key, 0) + 1
+        out.append(f"# {count[key]}" if count[key] > 1 else "")
+    return out
+
+
 class Layout:
     """Token ids of everything the model reads and writes.
 
@@ -131,6 +141,17 @@ class Layout:
             for text in [params["prompt"], ";"] + list(texts):
                 for word in WORD.findall(text):
                     seen.setdefault(word, None)
+            # Identical texts are told apart by a "# n" suffix (below). Where the suffix's
+            # words are not in the vocabulary they read as the unknown token, which keeps
+            # a pair apart but not three or more: then the suffix words join the vocabulary
+            # (appended, so a catalogue that needs none keeps its ids).
+            suffixes = _duplicate_suffixes([tuple(WORD.findall(t)) for t in texts])
+            as_read = [tuple(w if w in seen else None for w in WORD.findall(f"{text} {suffix}"))
+                       for text, suffix in zip(texts, suffixes)]
+            if len(set(as_read)) < len(as_read):
+                for suffix in suffixes:
+                    for word in WORD.findall(suffix):
+                        seen.setdefault(word, None)
             words = list(seen)
             self.word_id = {w: 3 + self.n_user_tokens + i for i, w in enumerate(words)}
             self.pad, self.eos, self.unk = PAD, EOS, UNK
