@@ -116,6 +116,7 @@ def test_cpu_profile_is_our_tiger_size_and_paper_leaves_cornac_its_recipe():
     assert (cpu["d_model"], cpu["layers"], cpu["heads"], cpu["head_dim"], cpu["d_ff"]) == (64, 2, 4, 16, 256)
     assert (cpu["codebook_size"], cpu["levels"], cpu["tokenizer_epochs"]) == (256, 3, 1500)
     assert (cpu["epochs"], cpu["patience"], cpu["valid_cases"]) == (200, 10, 0)
+    assert cpu["beams"] == 50  # room for the seen items Cornac's beam cannot prune
     paper = resolve_method("cornac:TIGER", "paper").recommender_params
     assert paper["recipe"] == "paper" and paper["d_model"] == 0 and paper["codebook_size"] == 0
 
@@ -162,6 +163,16 @@ def test_tiger_reads_text_embeddings_and_scores_its_beam(shared_cache):
     assert (found >= 1).all() and (found <= 12).all()
     check_test_ranking(fitted)
     assert fitted.run.state["training"]["train cornac:TIGER"]["epochs"] == 1
+    # The beam cannot prune seen items: the diagnostics count the found items the protocol keeps.
+    recommender = fitted.recommender
+    recommender._found = []
+    batch = validation_batch(fitted)
+    batch.exclude = batch.seen
+    scores = recommender.score(batch)
+    kept = [int(((row > -1e9) & ~np.isin(np.arange(len(row)), seen)).sum()) for row, seen in zip(scores, batch.seen)]
+    diagnostics = recommender.diagnostics()
+    assert diagnostics["search/found_mean"] == pytest.approx(np.mean(kept))
+    assert diagnostics["search/short_of_20_share"] == 1.0  # 12 beams can never leave 20
 
 
 @needs_cornac

@@ -185,13 +185,17 @@ PARAMS = (
     Param("pca_dim", int, 0, "RPG's whitened PCA of the text embedding before OPQ (0: Cornac's 512, which "
           "leaves a narrower embedding as it is)", profiles={"tiny": 32, "cpu": 128}, minimum=0),
     Param("beams", int, 0, "beams of TIGER's and LETTER's beam search and RPG's graph decoding (0: Cornac's; "
-          "TIGER 20, RPG 50)", minimum=0),
+          "TIGER 20, RPG 50). cpu: 50, as Cornac's search cannot prune the seen items our protocol excludes",
+          profiles={"cpu": 50}, minimum=0),
     Param("scoring", str, "", "TIGER, LETTER: beam or exact; RPG: graph or exact (empty: Cornac's, beam / graph)"),
     Param("text_encoder", str, "minilm", "encoder plugin for item text (TIGER, LETTER, RPG)"),
     Param("extra", str, "{}", "JSON object of further Cornac constructor keywords, e.g. '{\"dropout\": 0.3}'"),
 )
 # Cornac's value of ``name`` is kept when ours is 0 or empty.
 UNSET = (0, 0.0, "")
+# Cornac's beam and graph searches give the items they did not find -1e10; above this an
+# item was scored.
+UNSCORED = -1e9
 
 
 class PatienceExhausted(Exception):
@@ -341,6 +345,8 @@ class CornacRecommender(Recommender):
             chosen["cf_embedding_ids"] = list(range(data.n_items))
         self.model = construct(self.name, chosen)
         self._train(train_set, context)
+        self._found = []  # per ranked case after training: unexcluded items the search scored
+
 
     def _train(self, train_set, context: FitContext) -> None:
         """Cornac's own fit loop, validated by us after every epoch (see the module docstring)."""
@@ -388,7 +394,24 @@ class CornacRecommender(Recommender):
         with torch.no_grad():
             for row, (user, history) in enumerate(zip(batch.users, batch.histories)):
                 scores[row] = self.model.score(int(user), [int(item) for item in history])
+        if hasattr(self, "_found"):
+            # A beam (or graph) search scores the items it found and leaves the rest at
+            # Cornac's floor; it cannot prune the excluded (seen) items, so count what is left.
+            found = scores > UNSCORED
+            self._partial = getattr(self, "_partial", False) or not found.all()
+            for row, excluded in enumerate(batch.exclude if batch.exclude is not None else [None] * len(batch)):
+                kept = found[row].copy()
+                if excluded is not None and len(excluded):
+                    kept[np.asarray(excluded, np.int64)] = False
+                self._found.append(int(kept.sum()))
         return scores
+
+    def diagnostics(self) -> dict[str, float]:
+        found = np.asarray(getattr(self, "_found", []), np.float64)
+        if not len(found) or not getattr(self, "_partial", False):
+            return {}  # exact scoring (or nothing ranked): every item has a score
+        return {"search/found_mean": float(found.mean()),
+                "search/short_of_20_share": float((found < 20).mean())}
 
     def backbone(self) -> str:
         model = self.model
