@@ -30,18 +30,31 @@ LLM methods (``--llm lcrec,letter-lcrec,lamia,bigrec``) run on their ``tiny`` de
 (:class:`benchmark.nn.decoders.CausalLMDecoder`) against ``generate`` + trie on the same
 model, prompts and batches, with the same-top-20 check; ``bigrec`` (one title written by
 ``generate`` with 4 beams, then L2 grounding over the catalog) through the harness's
-ranking. Results go to ``leaderboards/efficiency.md``:
+ranking.
+
+Newer methods (``--newer rpg,tiger-decoder``), at each size (each method's ``tiny`` profile;
+TIGER's 4+4 as one stack of 8 layers at TIGER's widths), random weights: ``tiger-decoder``
+(the ``decoder`` recommender, decoder-only TIGER) through its constrained beam search
+(:class:`benchmark.nn.decoders.CausalLMDecoder`, seen items pruned) against ``generate`` +
+trie on the same model, prompts and batches, with the same-top-20 check, as the LLM
+methods; ``rpg`` (every item scored exactly; its identifiers of the boards' shape, 16 digits
+of 256 codes, as its cost grows with them) through the harness's ranking, as SETRec. Both
+report their speed-up over ``tiger`` at the same size, users and batches (this run's tiger
+numbers, or tiger measured for the section when ``--methods`` leaves it out).
+
+Results go to ``leaderboards/efficiency.md`` (``--out`` elsewhere):
 
     .venv/bin/python benchmarks/beam_search_efficiency.py [--users 256] [--methods tiger,...] [--setrec setrec]
-        [--llm lcrec,bigrec]
+        [--llm lcrec,bigrec] [--newer rpg,tiger-decoder]
 
-``--methods '' --setrec ''`` measures the LLM methods alone and replaces only the LLM
-section of an existing results file.
+``--methods '' --setrec ''`` measures the LLM and newer methods alone and replaces only
+their sections of an existing results file (``--llm ''`` or ``--newer ''`` too: one of them).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -57,6 +70,10 @@ from benchmark.components import CaseBatch, TrainingData
 from benchmark.evaluation.evaluator import rank_cases
 from benchmark.nn.causal_lm import base_model, left_padded
 from benchmark.runner import RunRequest, fit_identifiers, load_split, machine, package_versions
+from plugins.recommenders.decoder import PAD as DECODER_PAD
+from plugins.recommenders.decoder import START as DECODER_START
+from plugins.recommenders.decoder import DecoderRecommender
+from plugins.recommenders.rpg import RPGModel, RPGRecommender
 from plugins.recommenders.seq2seq import Seq2SeqRecommender
 from plugins.recommenders.setrec import SetRecRecommender
 
@@ -68,6 +85,15 @@ SIZES = {
     "tiny 2+2 d128": {},
     "TIGER 4+4 d128": {"layers": 4, "heads": 6, "head_dim": 64, "d_ff": 1024},
 }
+# The newer methods at each size of SIZES: their own ``tiny`` profile (2 decoder layers at
+# the tiny T5's widths), and TIGER's 4+4 layers as one stack of 8 at TIGER's widths (the
+# ``decoder`` recommender's ``paper`` profile).
+NEWER_METHODS = ("rpg", "tiger-decoder")
+NEWER_RECOMMENDERS = ("rpg", "decoder")
+NEWER_SIZES = {"tiny 2+2 d128": {}, "TIGER 4+4 d128": {**SIZES["TIGER 4+4 d128"], "layers": 8}}
+# RPG's scoring cost grows with its identifiers' shape (a table and a head per digit, a gather
+# per digit over the catalogue): the boards' (``cpu``) 16 digits of 256 codes, not tiny's 4 of 16.
+NEWER_TOKENIZER = {"rpg": {"tokenizer.digits": 16, "tokenizer.codebook_size": 256, "tokenizer.pca_dims": 128}}
 BEAM = 20
 
 
@@ -137,11 +163,13 @@ def seq2seq_times(recommender, users, histories, seen, batch: int, repeats: int)
     return times["constrained"], times["unconstrained"], invalid, t_gen, lists_gen
 
 
-def llm_times(recommender, users, histories, seen, batch: int, repeats: int):
-    """Seconds of the LLM recommender's ranking (seen items pruned) and of ``generate`` + trie,
-    paired batch by batch; ``generate``'s lists and ours without pruning, to compare. Both
-    decode the same ``batch`` users at a time: a different batch pads the prompts to another
-    length, and the rounding that changes can reorder near-equal beams."""
+def causal_times(recommender, users, histories, seen, batch: int, repeats: int,
+                 generate: Callable[[slice], tuple[float, np.ndarray]]):
+    """Seconds of a causal-LM recommender's ranking (``llm``, ``decoder``: seen items pruned)
+    and of ``generate(part)`` (``generate`` + trie on users ``part``), paired batch by batch;
+    ``generate``'s lists and ours without pruning, to compare. Both decode the same ``batch``
+    users at a time: a different batch pads the prompts to another length, and the rounding
+    that changes can reorder near-equal beams."""
     recommender.params["decode_batch"] = batch
 
     def pruned(part: slice) -> float:
@@ -153,8 +181,7 @@ def llm_times(recommender, users, histories, seen, batch: int, repeats: int):
     with torch.no_grad():
         pruned(slice(0, batch))  # warm-up
         times, t_gen, lists_gen = paired_times(
-            len(users), batch, repeats, {"ours": pruned},
-            lambda part: llm_generate_with_trie(recommender, histories[part], batch))
+            len(users), batch, repeats, {"ours": pruned}, generate)
         unpruned = recommender.recommend(CaseBatch(users=users, histories=histories, seen=seen), BEAM)
     return times["ours"], t_gen, lists_gen, unpruned
 
@@ -177,14 +204,25 @@ def setrec_time(method: str, cache_dir: str, split, test, size: dict, batch: int
     return float(np.median([rank(test) for _ in range(repeats)])), recommender.backbone()
 
 
-def llm_recommender(method: str, cache_dir: str, split):
-    """The method's recommender (tiny, seed 0, random weights) on its fitted identifiers."""
-    tokenized = fit_identifiers(RunRequest("ml-100k", "loo", method), cache_dir, progress=False, hooks=False)
+def random_recommender(method: str, cache_dir: str, split, size: dict | None = None,
+                       tokenizer: dict | None = None):
+    """The method's recommender (tiny, ``size`` over it, seed 0, random weights) on its fitted
+    identifiers (tiny, ``tokenizer`` parameters over it)."""
+    tokenized = fit_identifiers(RunRequest("ml-100k", "loo", method, params=tokenizer or {}), cache_dir,
+                                progress=False, hooks=False)
     spec = plugins.get_recommenders()[tokenized.method.spec.recommender]
-    recommender = spec.factory(dict(tokenized.method.recommender_params), 0)
+    recommender = spec.factory({**tokenized.method.recommender_params, **(size or {})}, 0)
     recommender.device = torch.device("cpu")
     torch.manual_seed(0)
-    recommender._build(tokenized.identifiers, TrainingData.from_split(split))
+    identifiers, data = tokenized.identifiers, TrainingData.from_split(split)
+    if isinstance(recommender, RPGRecommender):  # builds its model in fit: the same construction here
+        recommender.length, recommender.digits = data.max_history, len(identifiers.vocab_sizes)
+        recommender.model = RPGModel(identifiers.codes, tuple(identifiers.vocab_sizes), recommender.params,
+                                     recommender.length + 1)
+    elif isinstance(recommender, DecoderRecommender):
+        recommender._build(identifiers)
+    else:
+        recommender._build(identifiers, data)
     recommender.model.eval()
     return recommender
 
@@ -200,10 +238,12 @@ def harness_time(recommender, split, test, batch: int, repeats: int) -> float:
     return float(np.median([rank(test) for _ in range(repeats)]))
 
 
-def llm_generate_with_trie(recommender, histories, batch: int) -> tuple[float, np.ndarray]:
-    """``generate`` (beam 20, 20 sequences) after the ``seq`` prompts, the next tokens looked
-    up in a dict keyed by the generated prefix."""
-    prompts, codes = recommender.prompts, recommender.prompts.codes
+def causal_generate_with_trie(model, prompts_of: Callable[[slice], tuple[torch.Tensor, torch.Tensor]],
+                              codes: list[list[int]], n: int, batch: int, pad: int,
+                              eos: int) -> tuple[float, np.ndarray]:
+    """``generate`` (beam 20, 20 sequences) of a causal LM after the left-padded prompts of
+    users ``0..n`` (``prompts_of(part)``: ids and mask), the next tokens looked up in a dict
+    keyed by the generated prefix; ``codes``: each item's token sequence."""
     allowed: dict[tuple[int, ...], list[int]] = {}
     for sequence in codes:
         for depth in range(len(sequence)):
@@ -214,17 +254,33 @@ def llm_generate_with_trie(recommender, histories, batch: int) -> tuple[float, n
     lists = []
     start = time.perf_counter()
     with torch.no_grad():
-        for s in range(0, len(histories), batch):
-            ids, mask = left_padded([prompts.sample("seq", h, 0)[0] for h in histories[s:s + batch]], prompts.pad)
+        for s in range(0, n, batch):
+            ids, mask = prompts_of(slice(s, min(s + batch, n)))
             width = ids.shape[1]
-            out = base_model(recommender.model).generate(
+            out = base_model(model).generate(
                 input_ids=ids, attention_mask=mask, num_beams=BEAM, num_return_sequences=BEAM,
-                max_new_tokens=length, do_sample=False, pad_token_id=prompts.pad, eos_token_id=prompts.eos,
-                prefix_allowed_tokens_fn=lambda _, sentence, w=width: allowed.get(tuple(sentence[w:].tolist()),
-                                                                                  [prompts.eos]))
+                max_new_tokens=length, do_sample=False, pad_token_id=pad, eos_token_id=eos,
+                prefix_allowed_tokens_fn=lambda _, sentence, w=width: allowed.get(tuple(sentence[w:].tolist()), [eos]))
             items = [item_of.get(tuple(row), -1) for row in out[:, width:].tolist()]
             lists.append(np.asarray(items).reshape(len(ids), BEAM))
     return time.perf_counter() - start, np.concatenate(lists)
+
+
+def llm_generate_with_trie(recommender, histories, batch: int) -> tuple[float, np.ndarray]:
+    """``generate`` + trie after the ``llm`` recommender's ``seq`` prompts."""
+    prompts = recommender.prompts
+    return causal_generate_with_trie(
+        recommender.model,
+        lambda part: left_padded([prompts.sample("seq", h, 0)[0] for h in histories[part]], prompts.pad),
+        prompts.codes, len(histories), batch, prompts.pad, prompts.eos)
+
+
+def decoder_generate_with_trie(recommender, users, histories, seen, batch: int) -> tuple[float, np.ndarray]:
+    """``generate`` + trie after the ``decoder`` recommender's prompts (user token, the history's codes)."""
+    return causal_generate_with_trie(
+        recommender.model,
+        lambda part: recommender._prompts(CaseBatch(users=users[part], histories=histories[part], seen=seen[part])),
+        recommender.code_table.tolist(), len(users), batch, DECODER_PAD, DECODER_START)
 
 
 def generate_with_trie(recommender, users, histories, batch: int) -> tuple[float, np.ndarray]:
@@ -269,9 +325,21 @@ def main() -> None:
     parser.add_argument("--setrec", default=",".join(SETREC_METHODS),
                         help="SETRec methods compared with tiger at each size (needs tiger in --methods)")
     parser.add_argument("--llm", default=",".join(LLM_METHODS), help="LLM methods at their tiny size")
+    parser.add_argument("--newer", default=",".join(NEWER_METHODS),
+                        help="methods on the 'rpg' or 'decoder' recommender, compared with tiger at each size "
+                        "(tiger measured here when not in --methods); '' to skip")
     parser.add_argument("--cache", default=str(default_cache()))
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
+    newer = [m for m in args.newer.split(",") if m]
+    for method in newer:
+        spec = plugins.get_methods().get(method)
+        if spec is None or spec.recommender not in NEWER_RECOMMENDERS:
+            raise SystemExit(f"--newer {method!r}: not a method on the {' or '.join(NEWER_RECOMMENDERS)} recommender")
+    command = " ".join([".venv/bin/python benchmarks/beam_search_efficiency.py",
+                        *(f"--{name} {shlex.quote(str(getattr(args, name)))}"
+                          for name in ("users", "batch", "repeats", "methods", "setrec", "llm", "newer")),
+                        *([f"--out {shlex.quote(args.out)}"] if args.out != str(OUT) else [])])
     split = load_split("ml-100k", "loo")
     test = split.test.subset(np.arange(min(args.users, len(split.test))))
     users, histories, seen = test.users, test.histories, test.seen
@@ -311,7 +379,7 @@ def main() -> None:
                              f"{t_gen / t_set:.1f}x"])
     llm_rows = []
     for method in [m for m in args.llm.split(",") if m]:
-        recommender = llm_recommender(method, args.cache, split)
+        recommender = random_recommender(method, args.cache, split)
         n = len(users)
         if not hasattr(recommender.prompts, "codes"):  # writes titles and scores the catalog (bigrec)
             t = harness_time(recommender, split, test, args.batch, args.repeats)
@@ -319,21 +387,61 @@ def main() -> None:
                              f"{1000 * t / n:.2f}", "", "", "", ""])
             print(f"{method}: {n / t:.1f} users/s", flush=True)
             continue
-        t_ours, t_gen, lists_gen, unpruned = llm_times(recommender, users, histories, seen, args.batch, args.repeats)
+        t_ours, t_gen, lists_gen, unpruned = causal_times(
+            recommender, users, histories, seen, args.batch, args.repeats,
+            lambda part, r=recommender: llm_generate_with_trie(r, histories[part], args.batch))
         same = f"{(unpruned == lists_gen).all(axis=1).mean():.3f}"
         print(f"{method}: ours {n / t_ours:.1f} users/s, generate+trie {n / t_gen:.1f}", flush=True)
         llm_rows.append([method, recommender.backbone(), f"{len(recommender.prompts.codes[0])} code tokens",
                          f"{n / t_ours:.1f}", f"{1000 * t_ours / n:.2f}", f"{n / t_gen:.1f}",
                          f"{1000 * t_gen / n:.2f}", f"{t_gen / t_ours:.1f}x", same])
+    tiger_here = []
+
+    def tiger_times(size_name: str) -> tuple[float, float]:
+        """tiger's seconds at ``size_name`` (ours constrained with pruning, generate + trie): this
+        run's from the table above, or measured now on the same users and batches, paired alike."""
+        if ("tiger", size_name) not in timings:
+            resolved, identifiers = identifiers_for("tiger", args.cache)
+            recommender = build(resolved, identifiers, SIZES[size_name], args.batch)
+            ours(recommender, users[: args.batch], histories[: args.batch], seen[: args.batch], True)  # warm-up
+            times, t_gen, _ = paired_times(
+                len(users), args.batch, args.repeats,
+                {"ours": lambda part: ours(recommender, users[part], histories[part], seen[part], True)[0]},
+                lambda part: generate_with_trie(recommender, users[part], histories[part], args.batch))
+            timings[("tiger", size_name)] = (times["ours"], t_gen)
+            tiger_here.append(size_name)
+        return timings[("tiger", size_name)]
+
+    newer_rows, newer_kinds = [], {plugins.get_methods()[method].recommender for method in newer}
+    for method in newer:
+        for size_name, size in NEWER_SIZES.items():
+            recommender = random_recommender(method, args.cache, split, size, NEWER_TOKENIZER.get(method))
+            n = len(users)
+            if isinstance(recommender, DecoderRecommender):
+                t, t_gen, lists_gen, unpruned = causal_times(
+                    recommender, users, histories, seen, args.batch, args.repeats,
+                    lambda part, r=recommender: decoder_generate_with_trie(r, users[part], histories[part],
+                                                                           seen[part], args.batch))
+                ranking = f"beam search, {recommender.levels} code tokens"
+                against_generate = [f"{n / t_gen:.1f}", f"{1000 * t_gen / n:.2f}", f"{t_gen / t:.1f}x",
+                                    f"{(unpruned == lists_gen).all(axis=1).mean():.3f}"]
+            else:  # rpg: every item scored exactly, through the harness's ranking
+                t = harness_time(recommender, split, test, args.batch, args.repeats)
+                ranking = f"exact scores, {recommender.digits} digits of {recommender.model.vocab}"
+                against_generate = ["", "", "", ""]
+            t_tiger, t_tiger_gen = tiger_times(size_name)
+            print(f"{method} {size_name}: {n / t:.1f} users/s, {t_tiger / t:.1f}x tiger ours, "
+                  f"{t_tiger_gen / t:.1f}x tiger generate+trie", flush=True)
+            newer_rows.append([method, size_name, recommender.backbone(), ranking, f"{n / t:.1f}",
+                               f"{1000 * t / n:.2f}", *against_generate, f"{n / t_tiger:.1f}",
+                               f"{t_tiger / t:.1f}x", f"{n / t_tiger_gen:.1f}", f"{t_tiger_gen / t:.1f}x"])
     versions = package_versions()
     lines = [
         "# Ranking speed of the generative methods: constrained beam search vs `generate` + trie",
         "",
         "Written by `benchmarks/beam_search_efficiency.py`; numbers are as measured, never edited.",
         "",
-        f"- command: `.venv/bin/python benchmarks/beam_search_efficiency.py --users {args.users} "
-        f"--batch {args.batch} --repeats {args.repeats} --methods {args.methods} --setrec {args.setrec} "
-        f"--llm {args.llm}`",
+        f"- command: `{command}`",
         f"- date: {datetime.now(timezone.utc).isoformat(timespec='minutes')}",
         f"- machine: {machine()}, {torch.get_num_threads()} torch threads",
         "- packages: " + ", ".join(f"{p} {versions[p]}" for p in ("torch", "transformers", "genrec-bench")),
@@ -388,9 +496,7 @@ def main() -> None:
         llm_lines += [
             llm_heading,
             "",
-            f"- command: `.venv/bin/python benchmarks/beam_search_efficiency.py --users {args.users} "
-            f"--batch {args.batch} --repeats {args.repeats} --methods {args.methods} --setrec {args.setrec} "
-            f"--llm {args.llm}`; date: {datetime.now(timezone.utc).isoformat(timespec='minutes')}; "
+            f"- command: `{command}`; date: {datetime.now(timezone.utc).isoformat(timespec='minutes')}; "
             f"machine: {machine()}, {torch.get_num_threads()} torch threads; the first {len(users)} "
             f"ml-100k `loo` test users, beam {BEAM}, {args.batch} users per batch, random weights",
             "",
@@ -407,14 +513,77 @@ def main() -> None:
             "weights write titles of the full length, so this is its slowest case.",
             "",
         ]
+    newer_heading = "## Newer methods against tiger: decoder-only TIGER and RPG"
+    newer_lines = []
+    if newer_rows:
+        measured = (f"tiger measured in this section's run at {', '.join(tiger_here)}" if tiger_here
+                    else "tiger's numbers are the table's at the top of this run")
+        newer_lines += [
+            newer_heading,
+            "",
+            f"- command: `{command}`; date: {datetime.now(timezone.utc).isoformat(timespec='minutes')}; "
+            f"machine: {machine()}, {torch.get_num_threads()} torch threads; the first {len(users)} "
+            f"ml-100k `loo` test users, beam {BEAM}, top-{BEAM}, {args.batch} users per batch, random weights",
+            "",
+            tabulate(newer_rows, headers=["method", "size", "backbone", "ranking", "users/s", "s/1k users",
+                                          "generate+trie users/s", "generate+trie s/1k users",
+                                          "speed-up over generate+trie", "same top-20 as generate",
+                                          "tiger ours users/s", "speed-up over tiger (ours)",
+                                          "tiger generate+trie users/s", "speed-up over tiger (generate+trie)"],
+                     tablefmt="github", disable_numparse=True),
+            "",
+            *(["- tiger-decoder (`decoder` recommender): its own ranking (its prompt, the user token and the "
+               "history's codes, run once per user and its key/value cache expanded to the beams by "
+               "`CausalLMDecoder`; constrained beam search, seen items pruned in the trie) against `generate` "
+               "+ trie on the same model, prompts and batches (no pruning), timed as the LLM table; same "
+               "top-20: ours without pruning against `generate`."]
+              if "decoder" in newer_kinds else []),
+            *(["- rpg: the harness's ranking (one pass of the decoder over the history's pooled digit "
+               "embeddings, every item scored exactly by its digits' summed log-probabilities, seen items "
+               "masked, full sort), the median of the timed runs after a warm-up batch, as SETRec; its "
+               "identifiers have the boards' (`cpu`) shape, 16 digits of 256 codes (its cost grows with "
+               "them), the other tokenizer settings tiny's."] if "rpg" in newer_kinds else []),
+            "- sizes: `tiny 2+2 d128` is each method's own `tiny` profile (2 decoder layers, d128, 4x32, MLP "
+            "512) against tiger's tiny 2+2 T5; `TIGER 4+4 d128` is TIGER's 4+4 layers as one stack of 8 at "
+            "its widths (6x64, MLP 1024; the `decoder` recommender's `paper` profile) against TIGER's T5.",
+            f"- speed-ups over tiger: tiger's time at the same size (ours: constrained with pruning; "
+            f"generate + trie) over the method's, on the same users and batches; {measured}.",
+            "",
+        ]
     out = Path(args.out)
     if not rows and not set_rows and out.exists():
-        # An LLM-only run (--methods '' --setrec ''): the file keeps its other sections and
-        # this section, with its own command and date, replaces the previous one.
-        kept = out.read_text().split(llm_heading)[0].rstrip("\n").split("\n")
-        lines = kept + [""]
-    out.write_text("\n".join(lines + llm_lines))
+        # A run of the LLM and/or newer sections alone (--methods '' --setrec ''): the file keeps
+        # its other sections, and each section measured here, with its own command and date,
+        # replaces the previous one of its heading (or is appended).
+        lines = replace_sections(out.read_text(), {heading: section for heading, section in
+                                                   ((llm_heading, llm_lines), (newer_heading, newer_lines))
+                                                   if section})
+        out.write_text("\n".join(lines))
+    else:
+        out.write_text("\n".join(lines + llm_lines + newer_lines))
     print(Path(args.out).read_text())
+
+
+def replace_sections(text: str, sections: dict[str, list[str]]) -> list[str]:
+    """The lines of ``text`` with each of ``sections`` (its heading -> its lines, the heading
+    first) in place of the ``## `` section of that heading, appended where ``text`` has none."""
+    lines, skipping = [], False
+    for line in text.rstrip("\n").split("\n"):
+        if line.startswith("## "):
+            skipping = line in sections
+            if skipping:
+                lines += sections[line]
+                continue
+        if not skipping:
+            lines.append(line)
+    for heading, section in sections.items():
+        if heading not in text.split("\n"):
+            while lines and not lines[-1]:
+                lines.pop()
+            lines += ["", *section]
+    if lines and lines[-1]:
+        lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

@@ -2,20 +2,24 @@
 
 1. **Throughput.** For one method per family (the seq2seq T5 with RQ-VAE codes and with
    title identifiers, SETRec on T5 and on a decoder, the LLM family's decoder with
-   LC-Rec's tasks, BIGRec), one short fit on ml-100k ``loo`` in one process, at the
-   board's model size and batch (``cpu`` profile): one epoch of 2 sampled targets per
-   user, validated on 20 cases. Throughput is the engine's own count, training samples
-   over training seconds (``samples / (seconds - valid_seconds)`` of the epoch record),
-   so tokenizer fitting and validation are not in it. Tokenizers train for a few epochs
-   only: codes do not change the cost of a training step.
+   LC-Rec's tasks, BIGRec, the decoder-only TIGER, RPG), one short fit on ml-100k ``loo``
+   in one process, at the board's model size and batch (``cpu`` profile): one epoch,
+   validated on 20 cases; an epoch of 2 sampled targets per user for the methods that
+   train on history prefixes, of one window per user (up to ``max_history`` targets each)
+   for the decoder-only TIGER, and of every window (every target once) for RPG, which has
+   no per-user sampling. Throughput is the engine's own count, training samples over
+   training seconds (``samples / (seconds - valid_seconds)`` of the epoch record), so
+   tokenizer fitting and validation are not in it; next-item targets per second count a
+   window's every target (a prefix sample is one). Tokenizers train for a few epochs (or
+   rotation updates) only: codes do not change the cost of a training step.
 2. **Board cost.** From the committed results archive: per board and method, the runs under
    the board's profile and their fitting time (tokenizer + recommender, validation
    included) and ranking time, in CPU-hours of the machine that ran them.
 
 Results go to ``leaderboards/training-throughput.md`` as measured. Run from the repository
 root, on an otherwise idle machine: ``.venv/bin/python benchmarks/family_throughput.py``
-(``--quick``: one family, nothing written; ``--cost-only``: the board cost alone, which
-reads the archive and trains nothing).
+(``--quick``: one family, nothing written; ``--families tiger,rpg``: those methods' families
+only; ``--cost-only``: the board cost alone, which reads the archive and trains nothing).
 """
 
 from __future__ import annotations
@@ -34,19 +38,31 @@ import torch
 from tabulate import tabulate
 
 from benchmark.leaderboard import board_profile
+from benchmark.nn.sequences import training_windows
 from benchmark.runner import RunRequest, fit, machine, package_versions
+from plugins.recommenders import rpg
 
 ROOT = Path(__file__).resolve().parents[1]
 COST_HEADERS = ["board", "profile", "method", "runs", "fit CPU-h", "ranking CPU-h"]
-SHORT = {"recommender.epochs": 1, "recommender.prefixes_per_user": 2, "recommender.valid_cases": 20}
+SPEED_HEADERS = ["family (method)", "backbone", "batch", "samples", "train s", "samples/s", "vs tiger",
+                 "next-item targets", "targets/s"]
+# Every family: one epoch, validated on 20 cases. The runner refuses a parameter a method does
+# not declare, so each family adds the overrides that make its epoch short.
+SHORT = {"recommender.epochs": 1, "recommender.valid_cases": 20}
+PREFIXES = {"recommender.prefixes_per_user": 2}  # 2 sampled targets per user
 FAMILIES = {
     # family: (method, extra overrides)
-    "seq2seq T5, RQ-VAE codes (tiger)": ("tiger", {"tokenizer.epochs": 20}),
-    "seq2seq T5, title words (p5-tid)": ("p5-tid", {}),
-    "SETRec, T5 (setrec)": ("setrec", {}),
-    "SETRec, decoder-only (setrec-decoder)": ("setrec-decoder", {}),
-    "LLM decoder, LC-Rec's 5 tasks (lcrec)": ("lcrec", {"tokenizer.epochs": 20}),
-    "LLM decoder, titles (bigrec)": ("bigrec", {}),
+    "seq2seq T5, RQ-VAE codes (tiger)": ("tiger", {**PREFIXES, "tokenizer.epochs": 20}),
+    "seq2seq T5, title words (p5-tid)": ("p5-tid", PREFIXES),
+    "SETRec, T5 (setrec)": ("setrec", PREFIXES),
+    "SETRec, decoder-only (setrec-decoder)": ("setrec-decoder", PREFIXES),
+    "LLM decoder, LC-Rec's 5 tasks (lcrec)": ("lcrec", {**PREFIXES, "tokenizer.epochs": 20}),
+    "LLM decoder, titles (bigrec)": ("bigrec", PREFIXES),
+    # One window per user, each training up to max_history targets in one pass.
+    "decoder-only, RQ-VAE codes (tiger-decoder)": ("tiger-decoder", {"recommender.windows_per_user": 1,
+                                                                      "tokenizer.epochs": 20}),
+    # No per-user sampling: the epoch is every window; OPQ with a few rotation updates.
+    "RPG, OPQ digits (rpg)": ("rpg", {"tokenizer.opq_iterations": 5}),
 }
 
 
@@ -58,7 +74,23 @@ def throughput(method: str, overrides: dict, cache: str) -> dict:
     train_seconds = record["seconds"] - record["valid_seconds"]
     return {"batch": params["batch_size"], "samples": int(record["samples"]), "seconds": train_seconds,
             "rate": record["samples"] / train_seconds, "backbone": fitted.recommender.backbone()
-            if hasattr(fitted.recommender, "backbone") else ""}
+            if hasattr(fitted.recommender, "backbone") else "",
+            "targets": next_item_targets(fitted, record["epoch"], int(record["samples"]))}
+
+
+def next_item_targets(fitted, epoch: int, samples: int) -> int | None:
+    """Next-item targets the epoch trained, from the recommender's own epoch of windows: a
+    window trains every item after its first (``decoder``, ``rpg``), a prefix sample one
+    item; ``None`` for the LLM recommender, whose samples mix its alignment tasks in."""
+    recommender, params, data = fitted.method.spec.recommender, fitted.method.recommender_params, fitted.data
+    if recommender == "decoder":
+        rows = training_windows(data.train, data.max_history, params["windows_per_user"], fitted.request.seed,
+                                epoch, "recommender 'decoder'")
+        return int(rows[:, 2].sum())
+    if recommender == "rpg":
+        windows = rpg.training_windows(data.train, data.max_history + 1, fitted.request.seed, epoch)
+        return sum(len(window) - 1 for window in windows)
+    return None if recommender == "llm" else samples
 
 
 def board_cost(boards: Path) -> list[list]:
@@ -90,6 +122,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first family only, nothing written")
     parser.add_argument("--cost-only", action="store_true", help="the board cost only (reads the archive)")
+    parser.add_argument("--families", default="",
+                        help="comma-separated methods: only their families (default: every family)")
     parser.add_argument("--out", default=str(ROOT / "leaderboards" / "training-throughput.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -97,12 +131,24 @@ def main() -> None:
     load = os.getloadavg()
     speed = []
     if not args.cost_only:
-        families = list(FAMILIES.items())[:1] if args.quick else list(FAMILIES.items())
+        chosen = [m for m in args.families.split(",") if m]
+        unknown = sorted(set(chosen) - {method for method, _ in FAMILIES.values()})
+        if unknown:
+            raise SystemExit(f"--families {','.join(unknown)}: no family; the families' methods: "
+                             f"{', '.join(method for method, _ in FAMILIES.values())}")
+        families = [(name, family) for name, family in FAMILIES.items() if not chosen or family[0] in chosen]
+        families = families[:1] if args.quick else families
+        tiger_rate = None
         with tempfile.TemporaryDirectory() as cache:
             for name, (method, overrides) in families:
                 result = throughput(method, overrides, cache)
+                tiger_rate = result["rate"] if method == "tiger" else tiger_rate
+                targets = result["targets"]
                 speed.append([name, result["backbone"], result["batch"], result["samples"],
-                              f"{result['seconds']:.0f}", f"{result['rate']:.1f}"])
+                              f"{result['seconds']:.0f}", f"{result['rate']:.1f}",
+                              f"{result['rate'] / tiger_rate:.2f}x" if tiger_rate else "",
+                              "" if targets is None else targets,
+                              "" if targets is None else f"{targets / result['seconds']:.1f}"])
                 print(speed[-1], flush=True)
     cost = board_cost(ROOT / "leaderboards")
     print(tabulate(cost, headers=COST_HEADERS))
@@ -127,12 +173,18 @@ def main() -> None:
         lines += [
             "## Training samples per second (one process, the board's model size and batch)",
             "",
-            "One epoch of 2 sampled targets per user on ml-100k `loo` (seed 0), `cpu` profile otherwise; "
+            "One epoch on ml-100k `loo` (seed 0), `cpu` profile otherwise: 2 sampled targets per user for "
+            "the prefix-trained methods, one window per user for tiger-decoder, every window for rpg; "
             "samples over training seconds as the engine counts them (validation and tokenizer fitting "
             "excluded).",
             "",
-            tabulate(speed, headers=["family (method)", "backbone", "batch", "samples", "train s", "samples/s"],
-                     tablefmt="github"),
+            tabulate(speed, headers=SPEED_HEADERS, tablefmt="github", disable_numparse=True),
+            "",
+            "- a sample is one history prefix and its next item, except for tiger-decoder and rpg, whose "
+            "sample is a window of the user's sequence that trains each of its items after the first in "
+            "one pass (up to `max_history` targets), and lcrec, whose samples mix LC-Rec's 5 tasks.",
+            "- vs tiger: samples/s over tiger's; next-item targets (per second: over the training seconds) "
+            "compare the window-trained methods with the prefix-trained ones (blank for lcrec).",
             "",
         ]
     lines += [
