@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -38,7 +39,7 @@ import torch
 from tabulate import tabulate
 
 from benchmark.leaderboard import board_profile
-from benchmark.nn.sequences import training_windows
+from benchmark.nn.sequences import training_prefixes, training_windows
 from benchmark.runner import RunRequest, fit, machine, package_versions
 from plugins.recommenders import rpg
 
@@ -75,7 +76,51 @@ def throughput(method: str, overrides: dict, cache: str) -> dict:
     return {"batch": params["batch_size"], "samples": int(record["samples"]), "seconds": train_seconds,
             "rate": record["samples"] / train_seconds, "backbone": fitted.recommender.backbone()
             if hasattr(fitted.recommender, "backbone") else "",
-            "targets": next_item_targets(fitted, record["epoch"], int(record["samples"]))}
+            "targets": next_item_targets(fitted, record["epoch"], int(record["samples"])),
+            "flops": seq2seq_flops(fitted) if fitted.method.spec.recommender == "seq2seq" else None}
+
+
+def matmul_peak(size: int = 1024, repeats: int = 10) -> float:
+    """GFLOP/s of one thread multiplying two ``size`` x ``size`` fp32 matrices (the best of
+    ``repeats``): what this CPU's BLAS reaches on the friendliest shape."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def seq2seq_flops(fitted) -> float:
+    """FLOPs of one training sample of a fitted seq2seq recommender: forward and backward of
+    its own loss on one board-sized batch of training prefixes (``FlopCounterMode``), over
+    the batch size."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    recommender, data = fitted.recommender, fitted.data
+    params = fitted.method.recommender_params
+    rows = training_prefixes(data.train, params["prefixes_per_user"], 0, 0, "throughput")[: params["batch_size"]]
+    recommender.model.train()
+    with FlopCounterMode(display=False) as counter:
+        recommender._loss(*recommender._batch(data, rows)).backward()
+    recommender.model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(rows)
+
+
+def converged_samples(boards: Path, method: str = "tiger") -> list[int]:
+    """Training samples of each archived `cpu` ``loo`` fit of ``method`` up to the epoch it
+    stopped at (what a converged fit used)."""
+    path = boards / "results" / "ml-100k-loo.jsonl.gz"
+    if not path.exists():
+        return []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    return [int(r["info"]["epochs"][-1]["samples"]) for r in rows
+            if r["method"] == method and r["profile"] == "cpu" and (r["info"] or {}).get("epochs")
+            and all(t.get("stop_reason") == "patience" for t in r["info"].get("training", {}).values())]
 
 
 def next_item_targets(fitted, epoch: int, samples: int) -> int | None:
@@ -118,6 +163,29 @@ def board_cost(boards: Path) -> list[list]:
     return table
 
 
+def ceiling_lines(peak: float, flops: float, rate: float, samples: list[int]) -> list[str]:
+    """How fast tiger could train here at best: its FLOPs per sample against the BLAS peak."""
+    ceiling = peak * 1e9 / flops
+    lines = [
+        "## How far tiger's training speed can go on this CPU",
+        "",
+        f"- one training sample of `tiger` (`cpu` size, forward and backward, counted by "
+        f"`torch.utils.flop_counter`): {flops / 1e6:.1f} MFLOP",
+        f"- one thread's fp32 matrix-multiply peak (1024 x 1024 x 1024, best of 10): {peak:.1f} GFLOP/s",
+        f"- so at most {ceiling:.0f} samples/s per core even if every operation ran at that peak; measured "
+        f"{rate:.1f} ({rate / ceiling:.0%} of it: the model's multiplies are 64 wide, a shape BLAS runs well "
+        "below its peak, and attention over 16-wide heads, layer norms, dropout and the optimiser are "
+        "memory-bound)",
+    ]
+    if samples:
+        least = min(samples) * flops / (2 * peak * 1e9) / 60
+        lines.append(
+            f"- the archived converged `tiger` fits (`cpu`, ml-100k `loo`) trained "
+            f"{', '.join(f'{n:,}' for n in samples)} samples to stop by patience: at the peak on both cores at "
+            f"once, at least {least:.0f} minutes for the shortest of them")
+    return lines + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first family only, nothing written")
@@ -138,11 +206,14 @@ def main() -> None:
                              f"{', '.join(method for method, _ in FAMILIES.values())}")
         families = [(name, family) for name, family in FAMILIES.items() if not chosen or family[0] in chosen]
         families = families[:1] if args.quick else families
-        tiger_rate = None
+        tiger_rate = tiger_flops = None
+        peak = matmul_peak()
+        print(f"matmul peak: {peak:.1f} GFLOP/s", flush=True)
         with tempfile.TemporaryDirectory() as cache:
             for name, (method, overrides) in families:
                 result = throughput(method, overrides, cache)
                 tiger_rate = result["rate"] if method == "tiger" else tiger_rate
+                tiger_flops = result["flops"] if method == "tiger" else tiger_flops
                 targets = result["targets"]
                 speed.append([name, result["backbone"], result["batch"], result["samples"],
                               f"{result['seconds']:.0f}", f"{result['rate']:.1f}",
@@ -187,6 +258,8 @@ def main() -> None:
             "compare the window-trained methods with the prefix-trained ones (blank for lcrec).",
             "",
         ]
+        if tiger_flops:
+            lines += ceiling_lines(peak, tiger_flops, tiger_rate, converged_samples(ROOT / "leaderboards"))
     lines += [
         "## What the committed boards cost",
         "",
