@@ -16,7 +16,8 @@
    the board's profile and their fitting time (tokenizer + recommender, validation
    included) and ranking time, in CPU-hours of the machine that ran them.
 
-Results go to ``leaderboards/training-throughput.md`` as measured. Run from the repository
+Results go to their own block of ``leaderboards/training-speed.md`` as measured (the
+fp32-against-bf16 tables of ``benchmarks/training_speed.py`` stay). Run from the repository
 root, on an otherwise idle machine: ``.venv/bin/python benchmarks/family_throughput.py``
 (``--quick``: one family, nothing written; ``--families tiger,rpg``: those methods' families
 only; ``--cost-only``: the board cost alone, which reads the archive and trains nothing).
@@ -36,6 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from _blocks import write_block  # benchmarks/, on the path when run as a script
 from tabulate import tabulate
 
 from benchmark.leaderboard import board_profile
@@ -167,7 +169,7 @@ def ceiling_lines(peak: float, flops: float, rate: float, samples: list[int]) ->
     """How fast tiger could train here at best: its FLOPs per sample against the BLAS peak."""
     ceiling = peak * 1e9 / flops
     lines = [
-        "## How far tiger's training speed can go on this CPU",
+        "### How far tiger's training speed can go on this CPU",
         "",
         f"- one training sample of `tiger` (`cpu` size, forward and backward, counted by "
         f"`torch.utils.flop_counter`): {flops / 1e6:.1f} MFLOP",
@@ -192,7 +194,8 @@ def main() -> None:
     parser.add_argument("--cost-only", action="store_true", help="the board cost only (reads the archive)")
     parser.add_argument("--families", default="",
                         help="comma-separated methods: only their families (default: every family)")
-    parser.add_argument("--out", default=str(ROOT / "leaderboards" / "training-throughput.md"))
+    parser.add_argument("--out", default=str(ROOT / "leaderboards" / "training-speed.md"),
+                        help="results page; this script's block of it is replaced, the rest kept")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -228,9 +231,10 @@ def main() -> None:
     end_load = os.getloadavg()
     versions = package_versions()
     lines = [
-        "# Training throughput per model family (`cpu` profile) and what the boards cost",
+        "## Training throughput per model family (`cpu` profile) and what the boards cost",
         "",
-        "Written by `benchmarks/family_throughput.py`; numbers are as measured, never edited.",
+        "Written by `benchmarks/family_throughput.py` (this part of the page); numbers are as measured, "
+        "never edited.",
         "",
         f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/family_throughput.py', *sys.argv[1:]])}`",
         f"- date: {started:%Y-%m-%d %H:%M} UTC",
@@ -242,7 +246,7 @@ def main() -> None:
     ]
     if speed:
         lines += [
-            "## Training samples per second (one process, the board's model size and batch)",
+            "### Training samples per second (one process, the board's model size and batch)",
             "",
             "One epoch on ml-100k `loo` (seed 0), `cpu` profile otherwise: 2 sampled targets per user for "
             "the prefix-trained methods, one window per user for tiger-decoder, every window for rpg; "
@@ -261,7 +265,7 @@ def main() -> None:
         if tiger_flops:
             lines += ceiling_lines(peak, tiger_flops, tiger_rate, converged_samples(ROOT / "leaderboards"))
     lines += [
-        "## What the committed boards cost",
+        "### What the committed boards cost",
         "",
         "From the results archive (`leaderboards/results/`): the runs each board shows (its profile), "
         "fitting (tokenizer + recommender, validation included) and ranking the test cases, in hours of "
@@ -271,7 +275,7 @@ def main() -> None:
                  tablefmt="github"),
         "",
     ]
-    Path(args.out).write_text("\n".join(lines), encoding="utf-8")
+    write_block(Path(args.out), "family_throughput", "\n".join(lines))
     print(f"wrote {args.out}")
 
 

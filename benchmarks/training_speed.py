@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _blocks import blocks  # benchmarks/, on the path when run as a script
 from tabulate import tabulate
 
 from benchmark.components import ItemIdentifiers, TrainingData
@@ -159,7 +160,9 @@ def main() -> None:
                                    "bf16 best valid NDCG@10", "fp32 fit s", "bf16 fit s"], tablefmt="github"),
         "",
     ]
-    Path(args.out).write_text("\n".join(lines), encoding="utf-8")
+    # The page's other blocks (the per-family throughput of family_throughput.py) are kept.
+    kept = blocks(Path(args.out))
+    Path(args.out).write_text("\n".join(lines) + ("\n" + kept if kept else ""), encoding="utf-8")
     print(f"wrote {args.out}")
 
 
