@@ -332,8 +332,10 @@ def fit(request: RunRequest, cache_dir: str | Path | None = None, progress: bool
         check_identifiers(identifiers, data.n_items, method.tokenizer.kind,
                           f"{label}: trained_identifiers()")
         identifiers.info = {**identifiers.info, "joint": True}
+    # A fit resumed from its checkpoint spent part of its training in earlier processes.
+    earlier = sum(t.get("seconds_before_resume", 0.0) for t in tokenized.run.state.get("training", {}).values())
     return FittedRun(request, method, tokenized.split, data, tokenized.run, identifiers, recommender,
-                     context, tokenized.seconds, tokenized.seconds + time.perf_counter() - start)
+                     context, tokenized.seconds, tokenized.seconds + time.perf_counter() - start + earlier)
 
 
 def execute(

@@ -209,5 +209,9 @@ def test_run_killed_with_sigkill_mid_fit_resumes_to_the_uninterrupted_curve(meth
     (row,) = Store(url).rows()
     assert [e["ndcg@10"] for e in row["info"]["epochs"]] == [e["ndcg@10"] for e in whole["info"]["epochs"]]
     assert row["ranks"] == whole["ranks"]
-    assert row["info"]["training"][f"train {'seq2seq' if method == 'tiger' else 'setrec'}"]["resumed_from"] >= 1
+    training = row["info"]["training"][f"train {'seq2seq' if method == 'tiger' else 'setrec'}"]
+    assert training["resumed_from"] >= 1
+    # The fitting time counts the killed process's epochs too (from the checkpoint).
+    assert training["seconds_before_resume"] > 0
+    assert row["train_seconds"] >= training["seconds"] > training["seconds_before_resume"]
     assert json.dumps(row["metrics"], sort_keys=True) == json.dumps(whole["metrics"], sort_keys=True)

@@ -171,6 +171,7 @@ class TrainingResult:
     records: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int | None = None
+    seconds_before_resume: float = 0.0  # the part of ``seconds`` earlier processes spent
 
     @property
     def best_record(self) -> dict[str, float]:
@@ -178,7 +179,8 @@ class TrainingResult:
 
     def summary(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "best_epoch": self.best_epoch, "stop_reason": self.stop_reason,
-                "seconds": round(self.seconds, 3), "resumed_from": self.resumed_from}
+                "seconds": round(self.seconds, 3), "resumed_from": self.resumed_from,
+                "seconds_before_resume": round(self.seconds_before_resume, 3)}
 
 
 def checkpoint_path(context, name: str) -> Path:
@@ -322,6 +324,7 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
     if path is not None:
         path.unlink(missing_ok=True)
     result = TrainingResult(epochs=epoch + 1, best_epoch=stopper.best_epoch, stop_reason=reason, records=records,
-                            seconds=time.perf_counter() - started, resumed_from=resumed)
+                            seconds=time.perf_counter() - started, resumed_from=resumed,
+                            seconds_before_resume=saved["seconds"] if saved is not None else 0.0)
     context.run.state.setdefault("training", {})[name] = result.summary()
     return result
