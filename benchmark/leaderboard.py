@@ -118,10 +118,21 @@ class Entry:
                 + ("" if self.converged else f" {NOT_CONVERGED}"))
 
     def train_minutes(self) -> float | None:
-        return _mean([r["train_seconds"] / 60 if r["train_seconds"] is not None else None for r in self.runs])
+        return _mean([t / 60 if t is not None else None for t in map(fit_seconds, self.runs)])
 
     def seed_values(self, subset: str, metric: str) -> list[float | None]:
         return [r["metrics"][subset][metric] for r in self.runs]
+
+
+def fit_seconds(run: dict[str, Any]) -> float | None:
+    """A run's fitting seconds, the earlier processes of a resumed fit included: a row stored
+    before ``train_seconds`` counted them has the total in its fits' training records."""
+    stored = run.get("train_seconds")
+    if stored is None:
+        return None
+    training = ((run.get("info") or {}).get("training") or {}).values()
+    recorded = (run.get("tokenizer_seconds") or 0.0) + sum(t.get("seconds") or 0.0 for t in training)
+    return max(stored, recorded)
 
 
 def _entries(rows: list[dict[str, Any]]) -> tuple[list[Entry], list[tuple[dict[str, Any], str]]]:
@@ -282,7 +293,7 @@ def build_tables(rows: list[dict[str, Any]], split: str = "") -> dict[str, Any]:
                                f"{prefix}_p_vs_best_baseline": cell.p_value,
                                f"{prefix}_cases": counts[subset]})
         infer = [r["infer_seconds_per_1k"] for r in entry.runs]
-        train = [r["train_seconds"] for r in entry.runs]
+        train = [fit_seconds(r) for r in entry.runs]
         epochs, stopped = entry.convergence()
         line += [epochs, stopped, Cell(_mean(infer), _std(infer), None).text(3),
                  Cell(_mean(train), _std(train), None).text(1)]

@@ -106,3 +106,18 @@ def test_a_board_says_which_methods_have_no_rows_of_its_profile_yet(tmp_path):
     assert "under another profile only: sasrec-ce." in pending
     assert ("`genrec-bench run --dataset synthetic --split loo --profile cpu --methods sasrec-ce --seeds 0,1,2`"
             in pending)
+
+
+def test_fit_time_counts_the_processes_before_a_resume():
+    from benchmark.leaderboard import fit_seconds
+
+    # Stored before train_seconds counted them: the training record holds the total.
+    resumed = {"train_seconds": 100.0, "tokenizer_seconds": 5.0,
+               "info": {"training": {"train seq2seq": {"seconds": 300.0, "resumed_from": 10}}}}
+    assert fit_seconds(resumed) == 305.0
+    # Stored since: train_seconds already holds it, and waiting for the ranking is not in the record.
+    whole = {"train_seconds": 320.0, "tokenizer_seconds": 5.0,
+             "info": {"training": {"train seq2seq": {"seconds": 300.0, "seconds_before_resume": 200.0}}}}
+    assert fit_seconds(whole) == 320.0
+    assert fit_seconds({"train_seconds": 7.0, "info": None}) == 7.0
+    assert fit_seconds({"train_seconds": None, "info": {}}) is None
