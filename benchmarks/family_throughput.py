@@ -40,7 +40,7 @@ import torch
 from _blocks import write_block  # benchmarks/, on the path when run as a script
 from tabulate import tabulate
 
-from benchmark.leaderboard import board_profile
+from benchmark.leaderboard import board_profile, fit_seconds
 from benchmark.nn.sequences import training_prefixes, training_windows
 from benchmark.runner import RunRequest, fit, machine, package_versions
 from plugins.recommenders import rpg
@@ -155,7 +155,7 @@ def board_cost(boards: Path) -> list[list]:
                 per_method[row["method"]].append(row)
         total_fit = total_rank = 0.0
         for method, runs in sorted(per_method.items()):
-            fit_s = sum((r["train_seconds"] or 0) + (r["tokenizer_seconds"] or 0) for r in runs)
+            fit_s = sum(fit_seconds(r) or 0 for r in runs)  # the tokenizer's time is inside it
             rank_s = sum((r["infer_seconds_per_1k"] or 0) * len(r["ranks"]) / 1000 for r in runs)
             total_fit, total_rank = total_fit + fit_s, total_rank + rank_s
             table.append([path.name.split(".")[0], profile, method, len(runs), f"{fit_s / 3600:.2f}",
