@@ -24,10 +24,10 @@ OPEN = re.compile(r"<!-- headline: (?P<board>[^ ]+?) -->")
 CLOSE = "<!-- /headline -->"
 
 
-def headline_of(board: Path) -> str:
+def headline_of(board: Path, link: str) -> str:
     """The headline table of a rendered markdown board (its lines between ``## Headline``
     and the next heading, the explanatory paragraph dropped), with the board's date,
-    profile and machine on one line below it."""
+    profile and machine on one line below it, naming the board by ``link``."""
     text = board.read_text(encoding="utf-8")
     lines = text.splitlines()
     try:
@@ -42,7 +42,7 @@ def headline_of(board: Path) -> str:
         for field in ("Date of the latest run", "Machine", "Profile"):
             if line.startswith(f"- {field}: "):
                 facts[field] = line.split(": ", 1)[1]
-    source = (f"From [`{board.name}`]({{link}}) (profile `{facts.get('Profile', '?')}`, "
+    source = (f"From [`{board.name}`]({link}) (profile `{facts.get('Profile', '?')}`, "
               f"{facts.get('Machine', 'machine not recorded')}, latest run "
               f"{facts.get('Date of the latest run', '?')[:10]}): mean over seeds, 95% interval over test "
               "cases, `*` / `†` significantly better / worse than the best baseline; Fit min: minutes of fitting per "
@@ -68,7 +68,7 @@ def fill_headlines(path: Path) -> list[Path]:
         if not board.is_file():
             raise BenchmarkError(f"{path}, line {line}: no board {match.group('board')} (looked for {board}); "
                                  "render it with `genrec-bench leaderboard` or fix the name")
-        body = headline_of(board).replace("{link}", match.group("board"))
+        body = headline_of(board, match.group("board"))
         out.append(text[position:match.end()] + "\n" + body + "\n")
         position = close
         boards.append(board)

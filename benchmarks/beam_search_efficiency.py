@@ -73,7 +73,7 @@ from benchmark.runner import RunRequest, fit_identifiers, load_split, machine, p
 from plugins.recommenders.decoder import PAD as DECODER_PAD
 from plugins.recommenders.decoder import START as DECODER_START
 from plugins.recommenders.decoder import DecoderRecommender
-from plugins.recommenders.rpg import RPGModel, RPGRecommender
+from plugins.recommenders.rpg import RPGRecommender
 from plugins.recommenders.seq2seq import Seq2SeqRecommender
 from plugins.recommenders.setrec import SetRecRecommender
 
@@ -215,10 +215,8 @@ def random_recommender(method: str, cache_dir: str, split, size: dict | None = N
     recommender.device = torch.device("cpu")
     torch.manual_seed(0)
     identifiers, data = tokenized.identifiers, TrainingData.from_split(split)
-    if isinstance(recommender, RPGRecommender):  # builds its model in fit: the same construction here
-        recommender.length, recommender.digits = data.max_history, len(identifiers.vocab_sizes)
-        recommender.model = RPGModel(identifiers.codes, tuple(identifiers.vocab_sizes), recommender.params,
-                                     recommender.length + 1)
+    if isinstance(recommender, RPGRecommender):
+        recommender._build(identifiers, data)
     elif isinstance(recommender, DecoderRecommender):
         recommender._build(identifiers)
     else:

@@ -321,6 +321,10 @@ class CornacRecommender(Recommender):
         self.seed = seed
         self.name = params["model"]
         self.spec = MODELS[self.name]
+        # Per ranked case after training (None before): unexcluded items the search scored,
+        # and whether any case left an item unscored (a beam or graph search, not exact).
+        self._found: list[int] | None = None
+        self._partial = False
 
     def fit(self, data: TrainingData, identifiers: ItemIdentifiers, context: FitContext) -> None:
         p = self.params
@@ -345,7 +349,7 @@ class CornacRecommender(Recommender):
             chosen["cf_embedding_ids"] = list(range(data.n_items))
         self.model = construct(self.name, chosen)
         self._train(train_set, context)
-        self._found = []  # per ranked case after training: unexcluded items the search scored
+        self._found, self._partial = [], False
 
 
     def _train(self, train_set, context: FitContext) -> None:
@@ -394,11 +398,11 @@ class CornacRecommender(Recommender):
         with torch.no_grad():
             for row, (user, history) in enumerate(zip(batch.users, batch.histories)):
                 scores[row] = self.model.score(int(user), [int(item) for item in history])
-        if hasattr(self, "_found"):
+        if self._found is not None:
             # A beam (or graph) search scores the items it found and leaves the rest at
             # Cornac's floor; it cannot prune the excluded (seen) items, so count what is left.
             found = scores > UNSCORED
-            self._partial = getattr(self, "_partial", False) or not found.all()
+            self._partial = self._partial or not found.all()
             for row, excluded in enumerate(batch.exclude if batch.exclude is not None else [None] * len(batch)):
                 kept = found[row].copy()
                 if excluded is not None and len(excluded):
@@ -407,8 +411,8 @@ class CornacRecommender(Recommender):
         return scores
 
     def diagnostics(self) -> dict[str, float]:
-        found = np.asarray(getattr(self, "_found", []), np.float64)
-        if not len(found) or not getattr(self, "_partial", False):
+        found = np.asarray(self._found or [], np.float64)
+        if not len(found) or not self._partial:
             return {}  # exact scoring (or nothing ranked): every item has a score
         return {"search/found_mean": float(found.mean()),
                 "search/short_of_20_share": float((found < 20).mean())}

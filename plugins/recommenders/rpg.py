@@ -175,6 +175,13 @@ class RPGRecommender(Recommender):
         p = self.params
         return f"RPG decoder {p['layers']}L d{p['d_model']} {p['heads']}x{p['head_dim']}, {self.digits} digits"
 
+    def _build(self, identifiers: ItemIdentifiers, data: TrainingData) -> None:
+        """The model for these digits and history length, on ``self.device``."""
+        self.length = data.max_history
+        self.digits = len(identifiers.vocab_sizes)
+        self.model = RPGModel(identifiers.codes, tuple(identifiers.vocab_sizes), self.params,
+                              self.length + 1).to(self.device)
+
     def fit(self, data: TrainingData, identifiers: ItemIdentifiers, context: FitContext) -> None:
         if identifiers.kind != "codes" or identifiers.codes is None:
             raise PluginError(f"{OWNER} reads code identifiers (e.g. the 'opq' tokenizer's digits); got "
@@ -182,9 +189,7 @@ class RPGRecommender(Recommender):
         p = self.params
         self.device = pick_device(p["device"], context.device, OWNER)
         torch.manual_seed(self.seed)
-        self.length = data.max_history
-        self.digits = len(identifiers.vocab_sizes)
-        self.model = RPGModel(identifiers.codes, tuple(identifiers.vocab_sizes), p, self.length + 1).to(self.device)
+        self._build(identifiers, data)
         count = len(training_windows(data.train, self.length + 1, self.seed, 0))
         if not count:
             raise PluginError(f"{OWNER}: no user has two training items to learn from")

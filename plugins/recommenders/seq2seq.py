@@ -181,15 +181,11 @@ class Layout:
             out = [list(int(o) + c for o, c in zip(self.code_offsets, row)) for row in identifiers.codes.tolist()]
             pieces = out
         elif identifiers.kind == "text":
-            out, pieces, seen_out = [], [], {}
-            for text in texts:
-                tokens = self.words(text)
-                key = tuple(tokens)
-                if key in seen_out:  # two texts with the same tokens: number the later one
-                    seen_out[key] += 1
-                    tokens = tokens + self.words(f"# {seen_out[key]}")
-                else:
-                    seen_out[key] = 1
+            out, pieces = [], []
+            read = [self.words(text) for text in texts]
+            # Texts with the same tokens: the later ones are numbered.
+            for tokens, suffix in zip(read, _duplicate_suffixes([tuple(t) for t in read])):
+                tokens = tokens + self.words(suffix)
                 out.append(tokens + [self.eos])
                 pieces.append(tokens[: params["max_item_words"]] + self.separator)
         else:
