@@ -16,11 +16,13 @@
    the board's profile and their fitting time (tokenizer + recommender, validation
    included) and ranking time, in CPU-hours of the machine that ran them.
 
-Results go to their own block of ``leaderboards/training-speed.md`` as measured (the
-fp32-against-bf16 tables of ``benchmarks/training_speed.py`` stay). Run from the repository
+Results go to two blocks of ``leaderboards/training-speed.md`` as measured, the throughput
+and the board cost (with every archived ``cpu`` fit of the ``loo`` board: epochs, samples,
+stop, minutes); the fp32-against-bf16 tables of ``benchmarks/training_speed.py`` stay. Run from the repository
 root, on an otherwise idle machine: ``.venv/bin/python benchmarks/family_throughput.py``
 (``--quick``: one family, nothing written; ``--families tiger,rpg``: those methods' families
-only; ``--cost-only``: the board cost alone, which reads the archive and trains nothing).
+only; ``--cost-only``: the board cost alone, which reads the archive, trains nothing and
+leaves the throughput block as it was).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import torch
 from _blocks import write_block  # benchmarks/, on the path when run as a script
 from tabulate import tabulate
 
-from benchmark.leaderboard import board_profile, fit_seconds
+from benchmark.leaderboard import board_profile, fit_seconds, fits
 from benchmark.nn.sequences import training_prefixes, training_windows
 from benchmark.runner import RunRequest, fit, machine, package_versions
 from plugins.recommenders import rpg
@@ -123,6 +125,34 @@ def converged_samples(boards: Path, method: str = "tiger") -> list[int]:
     return [int(r["info"]["epochs"][-1]["samples"]) for r in rows
             if r["method"] == method and r["profile"] == "cpu" and (r["info"] or {}).get("epochs")
             and all(t.get("stop_reason") == "patience" for t in r["info"].get("training", {}).values())]
+
+
+def converged_lines(boards: Path) -> list[str]:
+    """What each archived converged `cpu` fit on ml-100k ``loo`` took: epochs run and chosen,
+    training samples, fitting minutes (every process of a resumed fit)."""
+    path = boards / "results" / "ml-100k-loo.jsonl.gz"
+    if not path.exists():
+        return []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    table = []
+    for r in sorted(rows, key=lambda r: (r["method"], r["seed"])):
+        trained = fits(r)
+        records = (r["info"] or {}).get("epochs") or []
+        if r["profile"] != "cpu" or not trained or not records:
+            continue
+        samples = f"{int(records[-1]['samples']):,}" if "samples" in records[-1] else "n/a"
+        table.append([r["method"], r["seed"], " + ".join(str(t["epochs"]) for t in trained),
+                      " + ".join(str(t["best"]) for t in trained), samples,
+                      ", ".join(t["stop"] for t in trained), f"{(fit_seconds(r) or 0) / 60:.1f}"])
+    if not table:
+        return []
+    return ["### The archived `cpu` fits on ml-100k `loo`, one per row", "",
+            "Epochs run and the epoch validation chose (1-based), training samples up to the stop (n/a for "
+            "RecBole's fits, which do not count them), what "
+            "stopped the fit and its fitting minutes (beside other jobs on the 2-core CPU).", "",
+            tabulate(table, headers=["method", "seed", "epochs", "best", "samples", "stopped by", "fit min"],
+                     tablefmt="github", disable_numparse=True), ""]
 
 
 def next_item_targets(fitted, epoch: int, samples: int) -> int | None:
@@ -228,24 +258,12 @@ def main() -> None:
     print(tabulate(cost, headers=COST_HEADERS))
     if args.quick:
         return
-    end_load = os.getloadavg()
-    versions = package_versions()
-    lines = [
-        "## Training throughput per model family (`cpu` profile) and what the boards cost",
-        "",
-        "Written by `benchmarks/family_throughput.py` (this part of the page); numbers are as measured, "
-        "never edited.",
-        "",
-        f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/family_throughput.py', *sys.argv[1:]])}`",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC",
-        f"- machine: {machine()}, one thread (`torch.set_num_threads(1)`)",
-        f"- load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in load)}; at end: "
-        f"{', '.join(f'{x:.2f}' for x in end_load)}",
-        "- packages: " + ", ".join(f"{k} {versions[k]}" for k in ("torch", "transformers", "genrec-bench")),
-        "",
-    ]
+    header = provenance(started, load)
     if speed:
-        lines += [
+        lines = [
+            "## Training throughput per model family (`cpu` profile)",
+            "",
+            *header,
             "### Training samples per second (one process, the board's model size and batch)",
             "",
             "One epoch on ml-100k `loo` (seed 0), `cpu` profile otherwise: 2 sampled targets per user for "
@@ -264,19 +282,41 @@ def main() -> None:
         ]
         if tiger_flops:
             lines += ceiling_lines(peak, tiger_flops, tiger_rate, converged_samples(ROOT / "leaderboards"))
-    lines += [
-        "### What the committed boards cost",
+        write_block(Path(args.out), "family_throughput", "\n".join(lines))
+    # The cost reads the archive only: its own block, so `--cost-only` leaves the measured
+    # throughput above as it was.
+    lines = [
+        "## What the committed boards cost",
         "",
+        *header,
         "From the results archive (`leaderboards/results/`): the runs each board shows (its profile), "
-        "fitting (tokenizer + recommender, validation included) and ranking the test cases, in hours of "
-        "the machine that ran them (one process per run, two runs at a time on the 2-core CPU).",
+        "fitting (tokenizer + recommender, validation included; a resumed fit counts every process) and "
+        "ranking the test cases, in hours of the machine that ran them (one process per run, two runs at "
+        "a time on the 2-core CPU).",
         "",
-        tabulate(cost, headers=COST_HEADERS,
-                 tablefmt="github"),
+        tabulate(cost, headers=COST_HEADERS, tablefmt="github"),
+        "",
+        *converged_lines(ROOT / "leaderboards"),
+    ]
+    write_block(Path(args.out), "board_cost", "\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+def provenance(started: datetime.datetime, load: tuple[float, float, float]) -> list[str]:
+    """The lines that say how, when and where a block was produced."""
+    versions = package_versions()
+    return [
+        "Written by `benchmarks/family_throughput.py` (this part of the page); numbers are as measured, "
+        "never edited.",
+        "",
+        f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/family_throughput.py', *sys.argv[1:]])}`",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC",
+        f"- machine: {machine()}, one thread (`torch.set_num_threads(1)`)",
+        f"- load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in load)}; at end: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        "- packages: " + ", ".join(f"{k} {versions[k]}" for k in ("torch", "transformers", "genrec-bench")),
         "",
     ]
-    write_block(Path(args.out), "family_throughput", "\n".join(lines))
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -30,3 +30,31 @@ def test_a_new_page_is_the_block_alone(tmp_path):
     page = tmp_path / "new.md"
     write_block(page, "x", "text")
     assert page.read_text(encoding="utf-8") == "<!-- x -->\ntext\n<!-- /x -->\n"
+
+
+def test_the_converged_fits_table_reads_each_archived_cpu_fit(tmp_path):
+    # `family_throughput --cost-only` lists every archived `cpu` fit of the loo board with its
+    # epochs, chosen epoch, samples, stop and minutes; tiny rows and untrained methods stay out.
+    import gzip
+    import json
+
+    from family_throughput import converged_lines
+
+    def row(method, profile, epochs, samples=True, stop="patience"):
+        records = [{"epoch": e, "ndcg@10": 0.1 - abs(e - 2) / 100, **({"samples": 100.0 * (e + 1)} if samples else {})}
+                   for e in range(epochs)]
+        training = {"train": {"epochs": epochs, "best_epoch": 2, "stop_reason": stop, "seconds": 600.0}}
+        return {"method": method, "seed": 0, "profile": profile, "train_seconds": 600.0, "tokenizer_seconds": 0.0,
+                "info": {"epochs": records, "training": training} if epochs else {}}
+
+    (tmp_path / "results").mkdir()
+    with gzip.open(tmp_path / "results" / "ml-100k-loo.jsonl.gz", "wt", encoding="utf-8") as f:
+        for r in (row("tiger", "cpu", 5), row("sasrec-ce", "cpu", 4, samples=False),
+                  row("tiger", "tiny", 3), row("pop", "cpu", 0)):
+            f.write(json.dumps(r) + "\n")
+    text = "\n".join(converged_lines(tmp_path))
+    table = [line for line in text.splitlines() if line.startswith("| ") and "method" not in line]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table]
+    assert cells == [["sasrec-ce", "0", "4", "3", "n/a", "patience", "10.0"],
+                     ["tiger", "0", "5", "3", "500", "patience", "10.0"]]
+    assert converged_lines(tmp_path / "nothing") == []
