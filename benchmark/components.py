@@ -255,6 +255,9 @@ class EvaluationInput:
     rankings: np.ndarray
     ranks: np.ndarray
     context: FitContext | None = None
+    # The fitted recommender that produced ``rankings`` (an evaluator may rank again with it,
+    # e.g. under another scoring, as a diagnostic; it must restore what it changes).
+    recommender: Any = None
 
 
 # --------------------------------------------------------------------------- specs

@@ -60,6 +60,7 @@ DEFAULT_PLUGINS = (
     "plugins.recommenders.rpg",
     "plugins.recommenders.cornac_bridge",
     "plugins.evaluators.coverage",
+    "plugins.evaluators.beam_vs_exact",
     "plugins.evaluators.tokenizer_diagnostics",
     "plugins.methods.baselines",
     "plugins.methods.generative",

@@ -356,7 +356,7 @@ def execute(
     diagnostics = numbers(fitted.recommender.diagnostics(), f"{label}: diagnostics()")
     extra: dict[str, float] = {(k if "/" in k else f"generation/{k}"): v for k, v in diagnostics.items()}
     evaluation_input = EvaluationInput(data, split.test, fitted.identifiers, result.rankings, result.ranks,
-                                       fitted.context)
+                                       fitted.context, fitted.recommender)
     for name, spec in plugins.get_evaluators().items():
         for metric, value in numbers(spec.evaluate(evaluation_input), f"evaluator {name!r}: evaluate()").items():
             extra[f"{name}/{metric}"] = value

@@ -29,7 +29,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from tabulate import tabulate
 
@@ -37,6 +36,7 @@ from benchmark.evaluation.evaluator import evaluate
 from benchmark.params import parse_assignments
 from benchmark.runner import RunRequest, fit, machine
 from benchmark.store import Store
+from plugins.evaluators.beam_vs_exact import agreement
 
 K = 20
 
@@ -68,13 +68,10 @@ def compare(request: RunRequest, cache: str, progress: bool) -> dict:
         recommender.params["scoring"] = scoring
         runs[scoring] = evaluate(recommender, split.test, split.n_items, request.keep_seen,
                                  desc=f"test {scoring}", progress=progress, name=request.method)
-    beam, exact = runs["beam"].rankings[:, :K], runs["exact"].rankings[:, :K]
-    same_order = (beam == exact).all(1)
-    same_set = np.array([set(b[b >= 0].tolist()) == set(e[e >= 0].tolist()) for b, e in zip(beam, exact)])
-    held = np.array([len(set(b[b >= 0].tolist()) & set(e[e >= 0].tolist())) / max(1, int((e >= 0).sum()))
-                     for b, e in zip(beam, exact)])
-    return {"cases": len(beam), "same_set": float(same_set.mean()), "same_order": float(same_order.mean()),
-            "held": float(held.mean()), "metrics": {s: runs[s].metrics["all"] for s in runs},
+    agree = agreement(runs["beam"].rankings, runs["exact"].rankings, K)
+    return {"cases": len(runs["beam"].rankings), "same_set": agree[f"same_set@{K}"],
+            "same_order": agree[f"same_order@{K}"], "held": agree[f"held@{K}"],
+            "metrics": {s: runs[s].metrics["all"] for s in runs},
             "seconds_per_1000": {s: runs[s].seconds_per_1000 for s in runs},
             "backbone": recommender.backbone(), "epochs": len(fitted.run.state.get("epochs", []))}
 

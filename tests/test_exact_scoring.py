@@ -203,3 +203,40 @@ def test_scoring_faults_fail_in_one_line_before_fitting(method, param, message, 
                  *assignments])
     assert code == 2
     assert message in one_error_line(capsys)
+
+
+def test_agreement_counts_equal_sets_orders_and_held_shares():
+    from plugins.evaluators.beam_vs_exact import agreement
+
+    exact = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    beam = np.array([[1, 2, 3], [6, 5, 4], [7, 8, -1]])
+    assert agreement(beam, exact, k=3) == {"same_set@3": 2 / 3, "same_order@3": 1 / 3,
+                                          "held@3": pytest.approx((1 + 1 + 2 / 3) / 3)}
+
+
+@pytest.mark.parametrize(("beam_size", "agrees"), [(20, False), (130, True)])
+def test_every_beam_ranked_run_stores_its_agreement_with_exact_scoring(beam_size, agrees, shared_cache):
+    # The evaluator ranks the test cases again with the fitted weights under scoring=exact;
+    # with a beam as wide as the catalogue (100 items) nothing is pruned, so both rankings
+    # agree for every case and no metric moves.
+    params = {"recommender.epochs": 1, "recommender.valid_cases": 20, "recommender.beam_size": beam_size}
+    row, evaluation, split = execute(RunRequest("synthetic:0,100,48", "loo", "tiger", params=params), shared_cache,
+                                     False)
+    extra = {k.split("/", 1)[1]: v for k, v in row["extra_metrics"].items() if k.startswith("beam_vs_exact/")}
+    assert set(extra) == {"same_set@20", "same_order@20", "held@20", "exact_ndcg@10", "exact_recall@10",
+                          "ndcg@10_diff", "recall@10_diff", "exact_seconds_per_1k"}
+    beam_ndcg = row["metrics"]["all"]["ndcg@10"]
+    assert extra["exact_ndcg@10"] == pytest.approx(beam_ndcg + extra["ndcg@10_diff"])
+    if agrees:
+        assert extra["same_order@20"] == extra["same_set@20"] == extra["held@20"] == 1.0
+        assert extra["ndcg@10_diff"] == extra["recall@10_diff"] == 0.0
+    else:  # 20 beams over 100 items prune: the lists differ for some cases
+        assert extra["same_set@20"] < 1.0 and extra["held@20"] < 1.0
+
+
+def test_runs_ranked_exactly_or_by_scores_store_no_beam_agreement(shared_cache):
+    params = {"recommender.epochs": 1, "recommender.valid_cases": 20, "recommender.scoring": "exact"}
+    row, _, _ = execute(RunRequest("synthetic:0,100,48", "loo", "tiger", params=params), shared_cache, False)
+    assert not [k for k in row["extra_metrics"] if k.startswith("beam_vs_exact/")]
+    row, _, _ = execute(RunRequest("synthetic:0,100,48", "loo", "pop"), shared_cache, False)
+    assert not [k for k in row["extra_metrics"] if k.startswith("beam_vs_exact/")]
