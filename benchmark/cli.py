@@ -1,4 +1,5 @@
-"""Command line: ``genrec-bench run | leaderboard | plugins | methods | datasets | inspect``.
+"""Command line: ``genrec-bench run | tune | leaderboard | compare | keys | checkpoints | plugins | methods
+| datasets | inspect``.
 
 A command imports the heavy modules it needs (torch, Optuna, matplotlib: the runner, the
 tuner, the renderer) when it runs, so ``--help`` and argument errors answer at once.
@@ -331,6 +332,22 @@ def cmd_keys(args: argparse.Namespace) -> None:
           f"by a later row with the current key; {counts['re-runs']} would be fitted again by `run`")
 
 
+def cmd_checkpoints(args: argparse.Namespace) -> None:
+    from benchmark import inflight
+
+    if args.export and args.import_:
+        raise BenchmarkError("give --export or --import, not both")
+    if args.import_:
+        taken, kept = inflight.import_(args.import_, args.cache)
+        print(f"{len(taken)} checkpoint(s) copied into {args.cache}"
+              + (f"; {len(kept)} kept as they were (the cache's own is as far or further)" if kept else ""))
+    elif args.export:
+        entries = inflight.export(args.cache, args.export)
+        print(f"{len(entries)} fit(s) in flight exported to {args.export} (see its README.md)")
+    entries = inflight.describe(args.cache)
+    print(inflight.table(entries) if entries else f"no fit in flight under {args.cache}")
+
+
 def cmd_plugins(args: argparse.Namespace) -> None:
     rows = [[p["name"], p["version"], ", ".join(p["hooks"])] for p in plugins.describe_plugins()]
     print(tabulate(rows, headers=["Plugin", "Version", "Hooks"]))
@@ -481,6 +498,14 @@ def build_parser() -> argparse.ArgumentParser:
                       "leaderboards)")
     keys.add_argument("--all", action="store_true", help="list every archived run, not only the changed ones")
     keys.set_defaults(func=cmd_keys)
+
+    points = sub.add_parser("checkpoints", help="list the fits in flight (their checkpoints); move them to "
+                            "another machine with --export / --import")
+    _add_cache_option(points)
+    points.add_argument("--export", metavar="DIR", help="copy the checkpoints and the artifacts beside them into DIR")
+    points.add_argument("--import", dest="import_", metavar="DIR",
+                        help="copy a folder written by --export into the cache (a further checkpoint there is kept)")
+    points.set_defaults(func=cmd_checkpoints)
 
     plug = sub.add_parser("plugins", help="list plugins, their hooks and versions")
     plug.set_defaults(func=cmd_plugins)

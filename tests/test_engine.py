@@ -215,3 +215,68 @@ def test_run_killed_with_sigkill_mid_fit_resumes_to_the_uninterrupted_curve(meth
     assert training["seconds_before_resume"] > 0
     assert row["train_seconds"] >= training["seconds"] > training["seconds_before_resume"]
     assert json.dumps(row["metrics"], sort_keys=True) == json.dumps(whole["metrics"], sort_keys=True)
+
+
+# --------------------------------------------------------------------------- fits moved between machines
+
+
+def test_a_fit_killed_on_one_machine_resumes_on_another_from_its_exported_checkpoint(tmp_path, capsys):
+    # Machine A's cache holds a killed fit's checkpoint and an artifact its run reads; the
+    # export folder carries both; machine B imports it and resumes to the uninterrupted fit.
+    from benchmark.cli import main
+
+    whole_model, whole = fit_toy(toy_context(tmp_path / "whole"))
+    first = toy_context(tmp_path / "a", stop_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        fit_toy(first)
+    (tmp_path / "a" / "identifiers").mkdir()
+    (tmp_path / "a" / "identifiers" / "codes.json").write_text("[1, 2]", encoding="utf-8")
+    assert main(["checkpoints", "--cache", str(tmp_path / "a"), "--export", str(tmp_path / "carry")]) == 0
+    listed = capsys.readouterr().out
+    assert "1 fit(s) in flight exported" in listed
+    row = [line for line in listed.splitlines() if line.startswith("toy ")][0].split()
+    assert row[:7] == ["toy", "toy", "loo", "0", "tiny", "toy", "3"]  # method, dataset, split, seed, ..., epoch
+    readme = (tmp_path / "carry" / "README.md").read_text(encoding="utf-8")
+    assert "checkpoints --import" in readme and checkpoint_path(first, "toy").name in readme
+
+    assert main(["checkpoints", "--cache", str(tmp_path / "b"), "--import", str(tmp_path / "carry")]) == 0
+    assert "1 checkpoint(s) copied" in capsys.readouterr().out
+    assert (tmp_path / "b" / "identifiers" / "codes.json").read_text(encoding="utf-8") == "[1, 2]"
+    resumed_context = toy_context(tmp_path / "b")
+    resumed_model, resumed = fit_toy(resumed_context)
+    assert resumed.resumed_from == 3
+    assert [r["ndcg@10"] for r in resumed.records] == [r["ndcg@10"] for r in whole.records]
+    for a, b in zip(whole_model.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_importing_keeps_a_checkpoint_that_is_already_further(tmp_path, capsys):
+    from benchmark.cli import main
+
+    early = toy_context(tmp_path / "early", stop_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        fit_toy(early)
+    late = toy_context(tmp_path / "late", stop_at=4)
+    with pytest.raises(KeyboardInterrupt):
+        fit_toy(late)
+    assert main(["checkpoints", "--cache", str(tmp_path / "early"), "--export", str(tmp_path / "carry")]) == 0
+    capsys.readouterr()
+    assert main(["checkpoints", "--cache", str(tmp_path / "late"), "--import", str(tmp_path / "carry")]) == 0
+    out = capsys.readouterr().out
+    assert "0 checkpoint(s) copied" in out and "1 kept as they were" in out
+    assert torch.load(checkpoint_path(late, "toy"), weights_only=False)["epoch"] == 3
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--export", "{tmp}/carry"], "no checkpoint of a fit in flight"),
+    (["--import", "{tmp}"], "no checkpoints/ folder in it"),
+    (["--export", "{tmp}/x", "--import", "{tmp}/y"], "give --export or --import, not both"),
+])
+def test_checkpoints_command_faults_fail_in_one_line(args, message, tmp_path, capsys):
+    from conftest import one_error_line
+
+    from benchmark.cli import main
+
+    code = main(["checkpoints", "--cache", str(tmp_path / "empty"), *[a.format(tmp=tmp_path) for a in args]])
+    assert code == 2
+    assert message in one_error_line(capsys)

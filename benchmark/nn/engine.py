@@ -196,6 +196,14 @@ def _rng_states() -> dict[str, Any]:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
+def _identity(context, name: str) -> dict[str, Any]:
+    """Which fit a checkpoint belongs to, for people and `genrec-bench checkpoints` (the file's
+    name, a hash of the run, is what resuming reads)."""
+    run = context.run
+    return {"dataset": run.dataset, "split": run.split, "method": run.method, "seed": run.seed,
+            "profile": run.profile, "fit": name}
+
+
 def _set_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     np.random.set_state(states["numpy"])
@@ -311,7 +319,8 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
             context.epoch_end(epoch, metrics)
             stop = stopper.step(metrics[metric], epoch, model)
         if path is not None and not (stop or last):
-            _save(path, {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model": model.state_dict(),
+            _save(path, {"format": CHECKPOINT_FORMAT, "run": _identity(context, name), "epoch": epoch,
+                         "model": model.state_dict(),
                          "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                          "stopper": dict(stopper.__dict__), "records": records,
                          "seconds": time.perf_counter() - started, "samples": samples, "rng": _rng_states()})
