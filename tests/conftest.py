@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
-import pytest
-import torch
+# The pinned ranking digests need the same float kernels on every machine. torch's own
+# kernels, MKL and oneDNN take AVX-512 paths where the CPU has them and AVX2 paths elsewhere,
+# and the two round differently (ten methods' seed-0 rankings moved on an AVX-512 machine),
+# so every test process takes the AVX2 paths, which every x86-64 CPU of the last decade has.
+# Set before torch loads; subprocesses inherit them.
+if platform.machine().lower() in ("x86_64", "amd64"):
+    for _variable, _value in (("ATEN_CPU_CAPABILITY", "avx2"), ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
+                              ("ONEDNN_MAX_CPU_ISA", "AVX2")):
+        os.environ.setdefault(_variable, _value)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 sys._genrec_bench_testing = True  # skip entry points while testing the core
 # One thread per test process: pinned ranking digests and the SIGKILL test's in-process and
