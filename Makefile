@@ -14,9 +14,15 @@ $(STAMP): pyproject.toml
 .PHONY: install run test lint board
 install: $(STAMP)
 
+# The baselines on two splits with 3 seeds, then one method of each generative family
+# (seq2seq, SETRec, RPG, LLM) on `loo` with seed 0; a fresh clone imports every row from the
+# results archive and only renders; the last step copies the loo headline into README.md.
 run: $(STAMP)
 	$(VENV)/bin/genrec-bench run --dataset ml-100k --split loo,temporal \
 		--methods pop,sasrec-ce,sasrec-bce,lightgcn --seeds 0,1,2 --profile cpu
+	$(VENV)/bin/genrec-bench run --dataset ml-100k --split loo \
+		--methods tiger,tiger-decoder,setrec,rpg,bigrec --seeds 0 --profile cpu
+	$(VENV)/bin/genrec-bench leaderboard --dataset ml-100k --split loo --readme README.md
 
 # The committed cpu boards, in the order their budget is spent: seed methods and baselines
 # with 3 seeds, the other methods with 1, loo before cold-items. Two workers (one per core)
@@ -25,7 +31,10 @@ run: $(STAMP)
 SEEDED := pop,sasrec-ce,sasrec-bce,lightgcn,tiger,letter-tiger,p5-cid,setrec,lcrec,letter-lcrec,lamia,rpg,tiger-decoder,rqkmeans-decoder,tiger-rqkmeans,cornac:TIGER,cornac:RPG
 SINGLE := p5-tid,p5-semid,bigrec,setrec-decoder,setrec-no-sem,setrec-no-cf,setrec-no-query,setrec-no-sparse
 BOARD := $(VENV)/bin/genrec-bench run --dataset ml-100k --profile cpu --no-progress
+# inflight/ (when present) holds the checkpoints of board fits still running when the last
+# board session stopped (`genrec-bench checkpoints --export inflight`): imported first, they resume.
 board: $(STAMP)
+	test ! -d inflight || $(VENV)/bin/genrec-bench checkpoints --import inflight
 	for worker in 1 2; do \
 		( sleep $$(( 30 * (worker - 1) )); for split in loo cold-items; do \
 			OMP_NUM_THREADS=1 $(BOARD) --split $$split --methods $(SEEDED) --seeds 0,1,2; \

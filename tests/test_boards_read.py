@@ -328,3 +328,44 @@ def test_the_committed_readme_shows_the_committed_loo_headline():
     block = readme.split("<!-- headline: leaderboards/ml-100k-loo.md -->\n", 1)[1].split("<!-- /headline -->")[0]
     expected = headline_of(root / "leaderboards" / "ml-100k-loo.md", "leaderboards/ml-100k-loo.md")
     assert block.strip() == expected.strip()
+
+
+def _make_run_commands(root: Path) -> list[list[str]]:
+    """The argument lists of the `genrec-bench run` steps of the Makefile's `run` target."""
+    text = (root / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")
+    recipe = text.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    return [line.split("genrec-bench run", 1)[1].split() for line in recipe.splitlines()
+            if "genrec-bench run" in line]
+
+
+def _option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_make_run_shows_every_generative_family_from_the_archive_alone():
+    # The default job must show the point of the benchmark (one method of every generative
+    # family beside the baselines) and, from a fresh clone, fit nothing: every row it asks
+    # for is in the committed results archive under the profile it names.
+    import gzip
+    import json
+
+    from benchmark import plugins
+
+    root = Path(__file__).resolve().parents[1]
+    commands = _make_run_commands(root)
+    assert commands, "the Makefile's run target has no `genrec-bench run` step"
+    asked = {(split, method, int(seed), _option(args, "--profile"))
+             for args in commands for split in _option(args, "--split").split(",")
+             for method in _option(args, "--methods").split(",") for seed in _option(args, "--seeds").split(",")}
+    families = {plugins.method_family(name) for name in plugins.get_methods()} - {"baseline", "other"}
+    shown = {plugins.method_family(method) for _, method, _, _ in asked}
+    assert families <= shown, f"make run shows no method of {sorted(families - shown)}"
+    assert "baseline" in shown
+    archived = set()
+    for path in (root / "leaderboards" / "results").glob("ml-100k-*.jsonl.gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            for line in lines:
+                row = json.loads(line)
+                archived.add((row["split"], row["method"], row["seed"], row["profile"]))
+    missing = sorted(asked - archived)
+    assert not missing, f"make run would fit these rows from a fresh clone: {missing}"
