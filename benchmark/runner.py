@@ -186,7 +186,8 @@ def package_versions() -> dict[str, str]:
 
 
 def machine() -> str:
-    """Hardware in words, e.g. '2-core CPU, 24 GiB RAM' or '1x NVIDIA H100, 16-core CPU'."""
+    """Hardware in words, e.g. '2-core CPU, 24 GiB RAM (x86_64, AVX512 kernels)' or '1x NVIDIA H100,
+    16-core CPU, 128 GiB RAM'."""
     cores = os.cpu_count() or 1
     memory = ""
     try:
@@ -197,7 +198,9 @@ def machine() -> str:
         pass
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}, {cores}-core CPU{memory}"
-    return f"{cores}-core CPU{memory} ({platform.machine()})"
+    # The vector instructions torch's kernels use (AVX512, AVX2...): the same CPU count trains
+    # at very different speeds, and rounds differently, on either.
+    return f"{cores}-core CPU{memory} ({platform.machine()}, {torch.backends.cpu.get_cpu_capability()} kernels)"
 
 
 @dataclass
