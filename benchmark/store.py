@@ -167,14 +167,18 @@ class Store:
         try:
             check_schema(self.engine, url)
             if create:
-                try:
-                    metadata.create_all(self.engine)
-                except sa.exc.OperationalError as exc:
-                    # Two commands started together on a new store: the other one created a
-                    # table between the check and the CREATE; the second pass finds it.
-                    if "already exists" not in str(exc):
-                        raise
-                    metadata.create_all(self.engine)
+                # Commands started together on a new store: another one can create a table
+                # (or an index) between this one's check and its CREATE; the next pass finds
+                # it. Each pass creates at least one missing table or meets one just created,
+                # so a few passes settle any number of commands.
+                for attempt in range(8):
+                    try:
+                        metadata.create_all(self.engine)
+                        break
+                    except sa.exc.OperationalError as exc:
+                        if "already exists" not in str(exc) or attempt == 7:
+                            raise
+                        time.sleep(0.05 * (attempt + 1))
             elif not sa.inspect(self.engine).has_table(runs.name):
                 raise StoreError(f"--store {url}: the database holds no results; check the URL "
                                  "(`genrec-bench run --store URL` creates them)")
