@@ -34,6 +34,18 @@ def inline_code(text: str) -> Markup:
                            for i, p in enumerate(parts))
 
 
+BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def inline_markdown(text: str) -> Markup:
+    """A reading note's inline markdown as the markdown board shows it: ``**bold**`` as
+    ``<strong>`` (code spans inside it kept), backtick spans as ``<code>``, everything else
+    escaped."""
+    pieces = BOLD.split(str(text))
+    return Markup("").join(inline_code(p) if i % 2 == 0 else Markup("<strong>") + inline_code(p) + Markup("</strong>")
+                           for i, p in enumerate(pieces))
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -140,11 +152,13 @@ def details(tables: dict[str, Any], rerun_command) -> list[dict[str, Any]]:
 
 
 def write_html(path: Path, tables: dict[str, Any], *, dataset: str, split: str, produced: str,
-               facts: list[str], subsets, metrics, group_metrics, rerun_command, notes: list[str]) -> Path:
+               facts: list[str], subsets, metrics, group_metrics, rerun_command, notes: list[str],
+               diagnostics: list[tuple[str, list[str], list[list[str]]]] = (), reading: list[str] = ()) -> Path:
     """Render the board's page to ``path``."""
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                               trim_blocks=True, lstrip_blocks=True)
     environment.filters["code"] = inline_code
+    environment.filters["markdown"] = inline_markdown
     template = environment.get_template("board.html.j2")
     entries = tables["entries"]
     rows = []
@@ -157,7 +171,7 @@ def write_html(path: Path, tables: dict[str, Any], *, dataset: str, split: str, 
     html = template.render(
         dataset=dataset, split=split, produced=produced, facts=facts, rows=rows,
         views=views(tables, subsets, metrics, group_metrics), default_view=tables["main_subset"],
-        details=details(tables, rerun_command), notes=notes,
+        details=details(tables, rerun_command), notes=notes, diagnostics=diagnostics, reading=reading,
     )
     path.write_text(html)
     return path

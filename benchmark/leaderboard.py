@@ -431,6 +431,29 @@ def _convergence_lines(entries: list[Entry], curves: str | None) -> list[str]:
     return lines
 
 
+def evaluator_tables(tables: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """One table per evaluator plugin (e.g. `coverage`, `tokenizer` diagnostics): its name,
+    header and rows, the rows limited to the methods it reported on."""
+    out = []
+    for evaluator in sorted({name.split("/", 1)[0] for name in tables["extra_header"][1:]}):
+        columns = [i for i, name in enumerate(tables["extra_header"]) if name.startswith(f"{evaluator}/")]
+        rows = [[row[0]] + [row[i] for i in columns] for row in tables["extra"]
+                if any(row[i] != "n/a" for i in columns)]
+        out.append((evaluator, ["Method"] + [tables["extra_header"][i].split("/", 1)[1] for i in columns], rows))
+    return out
+
+
+def note_items(text: str) -> list[str]:
+    """The bullets of a reading-notes file, each one string (continuation lines joined)."""
+    items: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("- "):
+            items.append(line[2:].strip())
+        elif line.strip() and items:
+            items[-1] += " " + line.strip()
+    return items
+
+
 def _reading_notes(out_dir: Path, stem: str) -> list[str]:
     """The board's reading notes, ``<out_dir>/notes/<stem>.md``, written by people.
 
@@ -549,18 +572,12 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         f"![Popularity groups]({stem}-groups.png)",
         "",
     ]
-    # One table per evaluator plugin (e.g. `coverage`, `tokenizer` diagnostics), rows
-    # limited to the methods it reported on.
-    evaluators = sorted({name.split("/", 1)[0] for name in tables["extra_header"][1:]})
-    for evaluator in evaluators:
-        columns = [i for i, name in enumerate(tables["extra_header"]) if name.startswith(f"{evaluator}/")]
-        rows = [[row[0]] + [row[i] for i in columns] for row in tables["extra"]
-                if any(row[i] != "n/a" for i in columns)]
+    diagnostics = evaluator_tables(tables)
+    for evaluator, header, rows in diagnostics:
         lines += [
             f"## Evaluator `{evaluator}` (mean over seeds)",
             "",
-            tabulate(rows, headers=["Method"] + [tables["extra_header"][i].split("/", 1)[1] for i in columns],
-                     tablefmt="github", disable_numparse=True),
+            tabulate(rows, headers=header, tablefmt="github", disable_numparse=True),
             "",
         ]
     notes = [
@@ -601,9 +618,11 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         writer = csv.DictWriter(f, fieldnames=list(tables["csv"][0]))
         writer.writeheader()
         writer.writerows(tables["csv"])
+    reading = out_dir / "notes" / f"{stem}.md"
     write_html(out_dir / f"{stem}.html", tables, dataset=dataset, split=split, produced=produced, facts=facts,
                subsets=SUBSETS, metrics=METRICS, group_metrics=GROUP_METRICS, rerun_command=rerun_command,
-               notes=[note[2:] for note in notes])
+               notes=[note[2:] for note in notes], diagnostics=diagnostics,
+               reading=note_items(reading.read_text()) if reading.is_file() else [])
     plot_subsets(tables, out_dir / f"{stem}.png", title)
     plot_groups(tables, out_dir / f"{stem}-groups.png", title)
     return md_path

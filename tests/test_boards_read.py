@@ -369,3 +369,70 @@ def test_make_run_shows_every_generative_family_from_the_archive_alone():
                 archived.add((row["split"], row["method"], row["seed"], row["profile"]))
     missing = sorted(asked - archived)
     assert not missing, f"make run would fit these rows from a fresh clone: {missing}"
+
+
+class DiagnosticsParser(HTMLParser):
+    """The HTML board's evaluator tables (evaluator -> rows of cell texts, header first) and
+    its reading notes' texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.reading: list[str] = []
+        self.evaluator = None
+        self.in_reading = self.in_item = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table" and "data-evaluator" in attrs:
+            self.evaluator = attrs["data-evaluator"]
+            self.tables[self.evaluator] = []
+        elif tag == "tr" and self.evaluator:
+            self.tables[self.evaluator].append([])
+        elif tag in ("td", "th") and self.evaluator:
+            self.tables[self.evaluator][-1].append("")
+        elif tag == "ul" and "reading" in (attrs.get("class") or ""):
+            self.in_reading = True
+        elif tag == "li" and self.in_reading:
+            self.reading.append("")
+            self.in_item = True
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.evaluator = None
+        elif tag == "ul":
+            self.in_reading = False
+        elif tag == "li":
+            self.in_item = False
+
+    def handle_data(self, data):
+        if self.evaluator and self.tables[self.evaluator] and self.tables[self.evaluator][-1]:
+            self.tables[self.evaluator][-1][-1] += data.strip()
+        elif self.in_item:
+            self.reading[-1] += data
+
+
+def test_html_board_shows_the_evaluator_tables_and_reading_notes_of_the_markdown_board(boards, tmp_path):
+    # The web page is the same board: every evaluator's diagnostics with the markdown's
+    # digits, and the people-written reading notes with their code and bold spans.
+    folder, url = boards
+    out = tmp_path / "boards"
+    (out / "notes").mkdir(parents=True)
+    (out / "notes" / "synthetic-loo.md").write_text(
+        "- **Bold claim**: `pop` ranks by counts,\n  continued on a second line.\n- Second <note> & more.\n"
+        "- **`pop` in bold** too.\n")
+    assert main(["leaderboard", "--dataset", "synthetic", "--split", "loo", "--store", url,
+                 "--leaderboards", str(out)]) == 0
+    text = (out / "synthetic-loo.md").read_text()
+    html = (out / "synthetic-loo.html").read_text()
+    parser = DiagnosticsParser()
+    parser.feed(html)
+    evaluators = [line.split("`")[1] for line in text.splitlines() if line.startswith("## Evaluator `")]
+    assert evaluators and sorted(parser.tables) == sorted(evaluators)
+    for evaluator in evaluators:
+        header, rows = markdown_table(text, f"## Evaluator `{evaluator}`")
+        assert parser.tables[evaluator] == [header, *rows]
+    assert parser.reading == ["Bold claim: pop ranks by counts, continued on a second line.",
+                              "Second <note> & more.", "pop in bold too."]
+    assert "<strong>Bold claim</strong>: <code>pop</code>" in html and "Second &lt;note&gt; &amp; more." in html
+    assert "<strong><code>pop</code> in bold</strong> too." in html
