@@ -196,6 +196,12 @@ def _std(values: list[float | None]) -> float | None:
     return float(np.std(present, ddof=1)) if len(present) > 1 else None
 
 
+def _bound(value: float) -> str:
+    """An interval bound at three decimals without its leading zero: ``.076``."""
+    text = f"{value:.3f}"
+    return text[1:] if text.startswith("0.") else text
+
+
 @dataclass
 class Cell:
     mean: float | None
@@ -205,13 +211,16 @@ class Cell:
     p_value: float | None = None
 
     def headline(self) -> str:
-        """``mean`` with its mark and 95% interval, three decimals: the headline table's cell."""
+        """``mean`` with its mark and 95% interval, three decimals, the interval's bounds
+        without their leading zero (``0.088† [.076, .101]``) so that a row of the loo
+        board's headline fits in 100 columns: the headline table's cell."""
         if self.mean is None:
             return "n/a"
         out = f"{self.mean:.3f}{self.mark}"
         if self.interval is not None:
-            out += f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]"
+            out += f" [{_bound(self.interval[0])}, {_bound(self.interval[1])}]"
         return out
+
 
     def text(self, digits: int = 4) -> str:
         if self.mean is None:
