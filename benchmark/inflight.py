@@ -74,8 +74,12 @@ def export(cache: str | Path, folder: str | Path) -> list[dict[str, Any]]:
     if not entries:
         raise BenchmarkError(f"--cache {cache}: no checkpoint of a fit in flight under {cache / 'checkpoints'}; "
                              "a fit leaves one after each validation until it finishes")
-    if folder.exists():
-        shutil.rmtree(folder)  # the folder mirrors the cache now: older checkpoints go
+    if folder.exists() and any(folder.iterdir()):
+        readme = folder / "README.md"
+        if not (readme.is_file() and readme.read_text(encoding="utf-8").startswith("# Fits in flight")):
+            raise BenchmarkError(f"--export {folder}: the folder holds files this command did not write; give a "
+                                 "new or empty folder, or one an earlier --export wrote (it is replaced)")
+        shutil.rmtree(folder)  # an earlier export: the folder mirrors the cache now, older checkpoints go
     for path in _cache_files(cache):
         if path.parent.name == "checkpoints" and path.name not in {e["file"] for e in entries}:
             continue

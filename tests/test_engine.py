@@ -280,3 +280,25 @@ def test_checkpoints_command_faults_fail_in_one_line(args, message, tmp_path, ca
     code = main(["checkpoints", "--cache", str(tmp_path / "empty"), *[a.format(tmp=tmp_path) for a in args]])
     assert code == 2
     assert message in one_error_line(capsys)
+
+
+def test_export_never_replaces_a_folder_it_did_not_write(tmp_path, capsys):
+    from conftest import one_error_line
+
+    from benchmark.cli import main
+
+    killed = toy_context(tmp_path / "cache", stop_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        fit_toy(killed)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me", encoding="utf-8")
+    assert main(["checkpoints", "--cache", str(tmp_path / "cache"), "--export", str(mine)]) == 2
+    assert "holds files this command did not write" in one_error_line(capsys)
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    # An earlier export is replaced.
+    carry = tmp_path / "carry"
+    assert main(["checkpoints", "--cache", str(tmp_path / "cache"), "--export", str(carry)]) == 0
+    (carry / "checkpoints" / "stale.pt").write_bytes(b"old")
+    assert main(["checkpoints", "--cache", str(tmp_path / "cache"), "--export", str(carry)]) == 0
+    assert not (carry / "checkpoints" / "stale.pt").exists()
