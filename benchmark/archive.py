@@ -31,24 +31,32 @@ def archive_path(board_dir: str | Path, dataset: str, split: str) -> Path:
     return Path(board_dir) / FOLDER / f"{board_stem(dataset, split)}.jsonl.gz"
 
 
+def read_archive(path: str | Path) -> list[dict[str, Any]]:
+    """Every run of one results archive file, in order; a damaged file is one clear error."""
+    path = Path(path)
+    rows = []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise BenchmarkError(
+                        f"{path}:{number}: not a JSON line ({exc}); restore the file from version control"
+                    ) from None
+    except (OSError, EOFError) as exc:
+        raise BenchmarkError(f"{path}: unreadable results archive ({exc}); restore it from version control") \
+            from None
+    return rows
+
+
 def import_archive(store: Store, board_dir: str | Path) -> int:
     """Add every archived run the store lacks; return how many were added."""
     folder = Path(board_dir) / FOLDER
     added = 0
     for path in sorted(folder.glob("*.jsonl.gz")):
-        try:
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                for number, line in enumerate(f, 1):
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise BenchmarkError(
-                            f"{path}:{number}: not a JSON line ({exc}); restore the file from version control"
-                        ) from None
-                    added += store.insert_archived(row)
-        except (OSError, EOFError) as exc:
-            raise BenchmarkError(f"{path}: unreadable results archive ({exc}); restore it from version control") \
-                from None
+        for row in read_archive(path):
+            added += store.insert_archived(row)
     return added
 
 
@@ -84,9 +92,7 @@ def key_report(board_dir: str | Path) -> list[dict[str, Any]]:
     """
     report = []
     for path in sorted((Path(board_dir) / FOLDER).glob("*.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f]
-        for row in rows:
+        for row in read_archive(path):
             try:
                 method = resolve_method(row["method"], row["profile"], row["params"])
                 now = run_key({**row, "params": method.key_params, "code_hashes": method.versions, "info": {}})

@@ -221,7 +221,6 @@ class Cell:
             out += f" [{_bound(self.interval[0])}, {_bound(self.interval[1])}]"
         return out
 
-
     def text(self, digits: int = 4) -> str:
         if self.mean is None:
             return "n/a"
@@ -463,17 +462,16 @@ def note_items(text: str) -> list[str]:
     return items
 
 
-def _reading_notes(out_dir: Path, stem: str) -> list[str]:
-    """The board's reading notes, ``<out_dir>/notes/<stem>.md``, written by people.
+def _reading_notes(path: Path, text: str | None) -> list[str]:
+    """The board's reading notes section: ``text``, read from ``path``
+    (``<out_dir>/notes/<stem>.md``), written by people; nothing without a file.
 
     What the numbers mean and why a row differs from its paper: prose that cites the
     numbers above it and never replaces them (numbers come from runs only).
     """
-    path = out_dir / "notes" / f"{stem}.md"
-    if not path.is_file():
+    if text is None:
         return []
-    return ["", "## Reading these results", "", f"(from `{path.as_posix()}`)", "",
-            path.read_text().strip(), ""]
+    return ["", "## Reading these results", "", f"(from `{path.as_posix()}`)", "", text.strip(), ""]
 
 
 def _profile_notes(rows: list[dict]) -> list[str]:
@@ -612,6 +610,8 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "history; leaving history items rankable (`--keep-seen`) only penalises models that score them.",
         *profile_notes,
     ]
+    reading = out_dir / "notes" / f"{stem}.md"
+    reading_text = reading.read_text() if reading.is_file() else None
     lines += [
         "## Notes",
         "",
@@ -619,7 +619,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "",
         *_pending_lines(pending, dataset, split, profile),
         *_left_out_lines(tables["left_out"] + other_split),
-        *_reading_notes(out_dir, stem),
+        *_reading_notes(reading, reading_text),
     ]
     md_path = out_dir / f"{stem}.md"
     md_path.write_text("\n".join(lines))
@@ -627,11 +627,10 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         writer = csv.DictWriter(f, fieldnames=list(tables["csv"][0]))
         writer.writeheader()
         writer.writerows(tables["csv"])
-    reading = out_dir / "notes" / f"{stem}.md"
     write_html(out_dir / f"{stem}.html", tables, dataset=dataset, split=split, produced=produced, facts=facts,
                subsets=SUBSETS, metrics=METRICS, group_metrics=GROUP_METRICS, rerun_command=rerun_command,
                notes=[note[2:] for note in notes], diagnostics=diagnostics,
-               reading=note_items(reading.read_text()) if reading.is_file() else [])
+               reading=note_items(reading_text) if reading_text is not None else [])
     plot_subsets(tables, out_dir / f"{stem}.png", title)
     plot_groups(tables, out_dir / f"{stem}-groups.png", title)
     return md_path

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
-import json
 import os
 import sys
 import tempfile
@@ -42,6 +40,7 @@ import torch
 from _blocks import write_block  # benchmarks/, on the path when run as a script
 from tabulate import tabulate
 
+from benchmark.archive import read_archive
 from benchmark.leaderboard import board_profile, fit_seconds, fits
 from benchmark.nn.sequences import training_prefixes, training_windows
 from benchmark.runner import RunRequest, fit, machine, package_versions
@@ -120,8 +119,7 @@ def converged_samples(boards: Path, method: str = "tiger") -> list[int]:
     path = boards / "results" / "ml-100k-loo.jsonl.gz"
     if not path.exists():
         return []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
+    rows = read_archive(path)
     return [int(r["info"]["epochs"][-1]["samples"]) for r in rows
             if r["method"] == method and r["profile"] == "cpu" and (r["info"] or {}).get("epochs")
             and all(t.get("stop_reason") == "patience" for t in r["info"].get("training", {}).values())]
@@ -133,8 +131,7 @@ def converged_lines(boards: Path) -> list[str]:
     path = boards / "results" / "ml-100k-loo.jsonl.gz"
     if not path.exists():
         return []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
+    rows = read_archive(path)
     table = []
     for r in sorted(rows, key=lambda r: (r["method"], r["seed"])):
         trained = fits(r)
@@ -174,8 +171,7 @@ def board_cost(boards: Path) -> list[list]:
     """Per board and method: runs of the board's profile, fit and ranking hours."""
     table = []
     for path in sorted((boards / "results").glob("*.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f]
+        rows = read_archive(path)
         if not rows:
             continue
         profile = board_profile(rows)
