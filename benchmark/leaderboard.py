@@ -462,6 +462,13 @@ def note_items(text: str) -> list[str]:
     return items
 
 
+def _reading_file(out_dir: Path, stem: str) -> tuple[Path, str | None]:
+    """The board's reading-notes file, ``<out_dir>/notes/<stem>.md``, and its text
+    (``None`` where there is no file), read once for the markdown and HTML boards."""
+    path = out_dir / "notes" / f"{stem}.md"
+    return path, (path.read_text() if path.is_file() else None)
+
+
 def _reading_notes(path: Path, text: str | None) -> list[str]:
     """The board's reading notes section: ``text``, read from ``path``
     (``<out_dir>/notes/<stem>.md``), written by people; nothing without a file.
@@ -610,8 +617,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         "history; leaving history items rankable (`--keep-seen`) only penalises models that score them.",
         *profile_notes,
     ]
-    reading = out_dir / "notes" / f"{stem}.md"
-    reading_text = reading.read_text() if reading.is_file() else None
+    reading, reading_text = _reading_file(out_dir, stem)
     lines += [
         "## Notes",
         "",

@@ -202,11 +202,13 @@ def test_a_checkpoint_that_is_not_t5_is_refused(tmp_path):
 
 
 def test_board_reading_notes_come_from_the_notes_folder(tmp_path):
-    from benchmark.leaderboard import _reading_notes
+    from benchmark.leaderboard import _reading_file, _reading_notes
 
-    assert _reading_notes(tmp_path, "ml-100k-loo") == []
+    assert _reading_notes(*_reading_file(tmp_path, "ml-100k-loo")) == []
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "ml-100k-loo.md").write_text("- why tiger trails pop here\n")
-    lines = _reading_notes(tmp_path, "ml-100k-loo")
+    path, text = _reading_file(tmp_path, "ml-100k-loo")
+    assert path == tmp_path / "notes" / "ml-100k-loo.md"
+    lines = _reading_notes(path, text)
     assert "## Reading these results" in lines and "- why tiger trails pop here" in lines
-    assert _reading_notes(tmp_path, "ml-100k-temporal") == []
+    assert _reading_notes(*_reading_file(tmp_path, "ml-100k-temporal")) == []
