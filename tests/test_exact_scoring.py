@@ -240,3 +240,62 @@ def test_runs_ranked_exactly_or_by_scores_store_no_beam_agreement(shared_cache):
     assert not [k for k in row["extra_metrics"] if k.startswith("beam_vs_exact/")]
     row, _, _ = execute(RunRequest("synthetic:0,100,48", "loo", "pop"), shared_cache, False)
     assert not [k for k in row["extra_metrics"] if k.startswith("beam_vs_exact/")]
+
+
+def _qwen2(heads: int = 4, kv_heads: int = 2, vocab: int = 40):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(3)
+    config = Qwen2Config(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=8,
+                         max_position_embeddings=64, tie_word_embeddings=True, pad_token_id=0)
+    return Qwen2ForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("wrap", ["plain", "grouped-query", "lora"])
+def test_shared_prompt_decoder_gives_the_causal_lm_decoders_logits(wrap):
+    """Left-padded prompts of three lengths, then steps that widen, reorder and repeat rows (as
+    beam search and exact scoring do): every step's logits equal CausalLMDecoder's."""
+    from benchmark.nn.causal_lm import left_padded
+    from benchmark.nn.decoders import CausalLMDecoder, SharedPromptDecoder, prompt_decoder
+
+    model = _qwen2(kv_heads=4 if wrap == "plain" else 2)
+    if wrap == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear")).eval()
+        for name, weight in model.named_parameters():  # adapters that change the logits
+            if "lora_B" in name:
+                torch.nn.init.normal_(weight, std=0.5)
+    ids, mask = left_padded([[5, 6, 7, 8, 9], [11, 12], [13, 14, 15]], 0)
+    shared, reference = SharedPromptDecoder(model, ids, mask), CausalLMDecoder(model, ids, mask)
+    assert isinstance(prompt_decoder(model, ids, mask), SharedPromptDecoder)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        assert torch.allclose(shared.step(None, None), reference.step(None, None), atol=1e-5)
+        rows = 3
+        for width in (4, 6, 2):
+            parents = (torch.arange(3)[:, None] * (rows // 3)
+                       + torch.randint(0, rows // 3, (3, width), generator=generator)).reshape(-1)
+            tokens = torch.randint(1, 40, (3 * width,), generator=generator)
+            got, expected = shared.step(tokens, parents), reference.step(tokens, parents)
+            assert got.shape == expected.shape == (3 * width, 40)
+            assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+            rows = 3 * width
+
+
+def test_prompt_decoder_falls_back_where_the_shared_prompt_does_not_apply():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from benchmark.nn.causal_lm import left_padded
+    from benchmark.nn.decoders import CausalLMDecoder, SharedPromptDecoder, prompt_decoder
+
+    ids, mask = left_padded([[5, 6], [7]], 0)
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=20, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    assert type(prompt_decoder(llama, ids, mask)) is CausalLMDecoder
+    windowed = _qwen2()
+    windowed.config.use_sliding_window = True
+    assert type(prompt_decoder(windowed, ids, mask)) is CausalLMDecoder
+    with pytest.raises(ValueError, match="Qwen2"):
+        SharedPromptDecoder(llama, ids, mask)

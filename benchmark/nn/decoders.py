@@ -21,6 +21,11 @@ pretrained, with or without LoRA) after a left-padded prompt: the prompt runs on
 case, its key/value cache is expanded to the case's beams on the second step and
 reordered by the beams' parents after that (a causal LM has no encoder states to share:
 the prompt's cache *is* its per-row state).
+
+:class:`SharedPromptDecoder` gives :class:`CausalLMDecoder`'s logits for Qwen2-architecture
+models with each case's prompt cache shared by the case's rows instead of copied into each:
+exact scoring (:func:`prompt_decoder`) decodes a row per inner trie node, where the copies
+dominate. Beam search keeps :class:`CausalLMDecoder`, so stored rankings stay as they were.
 """
 
 from __future__ import annotations
@@ -152,3 +157,144 @@ class CausalLMDecoder:
                          position_ids=self.next_position, use_cache=True, **{self.cache_argument: self.cache})
         self.next_position = self.next_position + 1
         return out.logits[:, -1].float().cpu()
+
+
+class SharedPromptDecoder:
+    """:class:`CausalLMDecoder`'s logits for a Qwen2-architecture model (random-init, or
+    pretrained with or without LoRA adapters), with each case's prompt cache shared by its rows.
+
+    ``CausalLMDecoder`` copies a case's whole prompt cache into every row it decodes, and
+    copies it again at every reorder. Exact scoring (:mod:`benchmark.nn.exact_scoring`)
+    decodes one row per inner node of the identifier trie, a thousand or more per case,
+    so the copies cost far more than the arithmetic. Here the prompt runs once through the
+    model's forward; its keys and values stay one per case, and a step attends over two
+    parts: the case's prompt keys (one matrix product per case, the case's rows as its
+    query positions, as :class:`T5Decoder` treats cross-attention) and the row's own few
+    decoded tokens, which alone follow the rows' parents. One softmax spans both parts.
+
+    Steps take rows case-major (``n_cases x width``, as beam search and exact scoring lay
+    them out). Each step runs the model's own sub-modules (norms, projections with any
+    LoRA adapters, rotary embedding, MLP, output head) in eval mode.
+    ``tests/test_exact_scoring.py`` checks its logits against :class:`CausalLMDecoder`'s.
+    """
+
+    def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        from transformers.cache_utils import DynamicCache
+
+        self.model = model
+        self.core = shared_prompt_core(model)
+        if self.core is None:
+            raise ValueError("SharedPromptDecoder takes a Qwen2-architecture causal LM without sliding windows")
+        self.lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        config = self.lm.config
+        self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.groups = self.heads // self.kv_heads
+        self.scaling = self.head_dim ** -0.5
+        self.cases = len(input_ids)
+        self.input_ids, self.mask = input_ids, attention_mask
+        self.device = input_ids.device
+        self.cache = DynamicCache(config=config)
+        self.position: torch.Tensor | None = None  # (cases,): the first decoded token's position
+        self.own: torch.Tensor | None = None  # (t, layers, 2, rows, kv_heads, dim)
+        self.t = 0
+
+    def step(self, tokens: torch.Tensor | None, parents: torch.Tensor | None) -> torch.Tensor:
+        if tokens is None:  # the prompt: one row per case, through the model's own forward
+            positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+            cache_argument = "cache" if "cache" in inspect.signature(self.model.forward).parameters \
+                else "past_key_values"
+            out = self.model(input_ids=self.input_ids, attention_mask=self.mask, position_ids=positions,
+                             use_cache=True, **{cache_argument: self.cache})
+            self.prompt = [(layer.keys, layer.values) for layer in self.cache.layers]  # (cases, kv, P, dim)
+            dtype = self.prompt[0][0].dtype
+            self.prompt_bias = torch.zeros(self.mask.shape, dtype=torch.float32, device=self.device).masked_fill(
+                self.mask == 0, -torch.inf)[:, None, None, :]  # (cases, 1, 1, P)
+            self.position = positions[:, -1] + 1
+            self.dtype = dtype
+            return out.logits[:, -1].float().cpu()
+        rows = len(tokens)
+        if rows % self.cases:
+            raise ValueError(f"SharedPromptDecoder: {rows} rows for {self.cases} cases; rows must be case-major")
+        width = rows // self.cases
+        t = self.t
+        parents = parents.to(self.device)
+        own = torch.empty((t + 1, len(self.core.layers), 2, rows, self.kv_heads, self.head_dim),
+                          dtype=self.dtype, device=self.device)
+        if t:
+            torch.index_select(self.own, 3, parents, out=own[:t])
+        self.own = own
+        positions = self.position.repeat_interleave(width) + t  # (rows,)
+        hidden = self.core.embed_tokens(tokens.to(self.device))  # (rows, d)
+        cos, sin = self.core.rotary_emb(hidden[None], positions[None])
+        cos, sin = cos[0][:, None, :], sin[0][:, None, :]  # (rows, 1, dim)
+        for index, layer in enumerate(self.core.layers):
+            attention = layer.self_attn
+            normed = layer.input_layernorm(hidden)
+            q = attention.q_proj(normed).view(rows, self.heads, self.head_dim)
+            k = attention.k_proj(normed).view(rows, self.kv_heads, self.head_dim)
+            q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+            own[t, index, 0] = k
+            own[t, index, 1] = attention.v_proj(normed).view(rows, self.kv_heads, self.head_dim)
+            hidden = hidden + attention.o_proj(self._attention(q, index, width))
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        self.t = t + 1
+        hidden = self.core.norm(hidden)
+        return self.lm.lm_head(hidden).float().cpu()
+
+    def _attention(self, q: torch.Tensor, index: int, width: int) -> torch.Tensor:
+        """Rows' queries ``(rows, heads, dim)`` over their case's prompt and their own tokens."""
+        rows, t = len(q), self.t + 1
+        cases, kv, groups, dim = self.cases, self.kv_heads, self.groups, self.head_dim
+        keys, values = self.prompt[index]  # (cases, kv, P, dim)
+        own_keys, own_values = self.own[:t, index, 0], self.own[:t, index, 1]  # (t, rows, kv, dim)
+        # A case's rows and a key head's query heads are the query positions of one product.
+        query = q.view(cases, width, kv, groups, dim).permute(0, 2, 1, 3, 4).reshape(cases, kv, width * groups, dim)
+        prompt_scores = torch.matmul(query, keys.transpose(-1, -2)).float() * self.scaling + self.prompt_bias
+        own_scores = torch.einsum("rkgd,jrkd->rkgj", q.view(rows, kv, groups, dim), own_keys).float() * self.scaling
+        own_scores = own_scores.view(cases, width, kv, groups, t).permute(0, 2, 1, 3, 4).reshape(
+            cases, kv, width * groups, t)
+        weights = torch.softmax(torch.cat([prompt_scores, own_scores], dim=-1), dim=-1).to(q.dtype)
+        prompt_weights, own_weights = weights.split([keys.shape[2], t], dim=-1)
+        out = torch.matmul(prompt_weights, values)  # (cases, kv, width * groups, dim)
+        own_weights = own_weights.view(cases, kv, width, groups, t).permute(0, 2, 1, 3, 4).reshape(rows, kv, groups, t)
+        out = out.view(cases, kv, width, groups, dim).permute(0, 2, 1, 3, 4).reshape(rows, kv, groups, dim) \
+            + torch.einsum("rkgj,jrkd->rkgd", own_weights, own_values)
+        return out.reshape(rows, self.heads * dim)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def shared_prompt_core(model):
+    """The decoder stack :class:`SharedPromptDecoder` steps through (``model.model`` of a
+    Qwen2 causal LM, under any peft wrapper), or ``None`` where it does not apply: another
+    architecture, or sliding-window attention."""
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(lm, "config", None)
+    if getattr(config, "model_type", None) != "qwen2" or getattr(config, "use_sliding_window", False):
+        return None
+    return getattr(lm, "model", None)
+
+
+def prompt_decoder(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    """The fastest decoder of a causal LM for exact scoring: :class:`SharedPromptDecoder`
+    where it applies, :class:`CausalLMDecoder` otherwise."""
+    if shared_prompt_core(model) is not None:
+        return SharedPromptDecoder(model, input_ids, attention_mask)
+    return CausalLMDecoder(model, input_ids, attention_mask)
+
+
+def shared_row_floats(model, prompt: int, decoded: int) -> int:
+    """Floats one exact-scoring row of :func:`prompt_decoder`'s decoder holds after a
+    ``prompt``-token prompt, ``decoded`` tokens in: the prompt cache is per row for
+    :class:`CausalLMDecoder`, per case (only its attention scores per row) for
+    :class:`SharedPromptDecoder`."""
+    from benchmark.nn.exact_scoring import row_floats
+
+    config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+    if shared_prompt_core(model) is not None:
+        return row_floats(config, decoded, attended=prompt)
+    return row_floats(config, prompt + decoded)

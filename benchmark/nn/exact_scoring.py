@@ -58,9 +58,10 @@ def level_widths(trie: TokenTrie) -> list[int]:
         widths.append(len(nodes))
 
 
-def row_floats(config: Any, positions: int) -> int:
+def row_floats(config: Any, positions: int, attended: int = 0) -> int:
     """Floats one decoding row holds: its logits over the vocabulary and its key/value cache
-    over ``positions`` tokens, from a ``transformers`` config (T5 or a causal LM)."""
+    over ``positions`` tokens, from a ``transformers`` config (T5 or a causal LM), and with
+    ``attended`` shared keys (a case's prompt, not copied per row) three score rows per head."""
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
     if getattr(config, "model_type", "") == "t5":
         layers, heads, head_dim = config.num_decoder_layers, config.num_heads, config.d_kv
@@ -68,7 +69,7 @@ def row_floats(config: Any, positions: int) -> int:
         heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         layers = config.num_hidden_layers
-    return config.vocab_size + positions * layers * 2 * heads * head_dim
+    return config.vocab_size + positions * layers * 2 * heads * head_dim + 3 * attended * config.num_attention_heads
 
 
 def cases_per_pass(trie: TokenTrie, floats_per_row: int, limit: int, budget: int = PASS_FLOATS) -> int:

@@ -47,14 +47,13 @@ from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recomme
 from benchmark.errors import PluginError
 from benchmark.nn.beam_search import TokenTrie, beam_search
 from benchmark.nn.causal_lm import base_model, causal_lm, describe, hidden_states, left_padded
-from benchmark.nn.decoders import CausalLMDecoder
+from benchmark.nn.decoders import CausalLMDecoder, prompt_decoder, shared_row_floats
 from benchmark.nn.engine import ENGINE_PARAMS, check_engine_params, engine_param, pick_device, train
 from benchmark.nn.exact_scoring import (
     SCORING_PARAM,
     cases_per_pass,
     check_scoring,
     exact_scores,
-    row_floats,
     top_items,
 )
 from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches, training_windows, window_count
@@ -201,15 +200,16 @@ class DecoderRecommender(Recommender):
 
     def exact_scores(self, batch: CaseBatch) -> torch.Tensor:
         """``(len(batch), n_items)``: each item's codes' log-probability after the case's prompt."""
-        width = 1 + max((len(h) for h in batch.histories), default=0) * self.levels + self.trie.max_length
-        step = cases_per_pass(self.trie, row_floats(base_model(self.model).config, width), self.params["decode_batch"])
+        prompt = 1 + max((len(h) for h in batch.histories), default=0) * self.levels
+        floats = shared_row_floats(self.model, prompt, self.trie.max_length)
+        step = cases_per_pass(self.trie, floats, self.params["decode_batch"])
         parts = []
         self.model.eval()
         with torch.no_grad():
             for start in range(0, len(batch), step):
                 ids, mask = self._prompts(_slice(batch, slice(start, start + step)))
-                decoder = CausalLMDecoder(self.model, ids.to(self.device), mask.to(self.device))
-                parts.append(exact_scores(decoder, self.trie, len(ids)))
+                parts.append(exact_scores(prompt_decoder(self.model, ids.to(self.device), mask.to(self.device)),
+                                          self.trie, len(ids)))
         return torch.cat(parts) if parts else torch.zeros(0, self.trie.n_items)
 
 

@@ -47,7 +47,6 @@ from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.beam_search import TokenTrie, beam_search
 from benchmark.nn.causal_lm import (
     LLM_TRAINING_PARAMS,
-    base_model,
     causal_lm,
     describe,
     left_padded,
@@ -55,14 +54,13 @@ from benchmark.nn.causal_lm import (
     response_loss,
     special_ids,
 )
-from benchmark.nn.decoders import CausalLMDecoder
+from benchmark.nn.decoders import CausalLMDecoder, prompt_decoder, shared_row_floats
 from benchmark.nn.engine import check_engine_params, pick_device, train
 from benchmark.nn.exact_scoring import (
     SCORING_PARAM,
     cases_per_pass,
     check_scoring,
     exact_scores,
-    row_floats,
     top_items,
 )
 from benchmark.nn.model_paths import check_model_path
@@ -261,15 +259,16 @@ class LLMRecommender(Recommender):
     def exact_scores(self, batch: CaseBatch) -> torch.Tensor:
         """``(len(batch), n_items)``: each item's codes' log-probability after the case's ``seq`` prompt."""
         prompts = [self.prompts.sample("seq", history, 0)[0] for history in batch.histories]
-        width = max((len(prompt) for prompt in prompts), default=0) + self.trie.max_length
-        step = cases_per_pass(self.trie, row_floats(base_model(self.model).config, width), self.params["decode_batch"])
+        floats = shared_row_floats(self.model, max((len(prompt) for prompt in prompts), default=0),
+                                   self.trie.max_length)
+        step = cases_per_pass(self.trie, floats, self.params["decode_batch"])
         parts = []
         self.model.eval()
         with torch.no_grad():
             for start in range(0, len(batch), step):
                 ids, mask = left_padded(prompts[start:start + step], self.prompts.pad)
-                decoder = CausalLMDecoder(self.model, ids.to(self.device), mask.to(self.device))
-                parts.append(exact_scores(decoder, self.trie, len(ids)))
+                parts.append(exact_scores(prompt_decoder(self.model, ids.to(self.device), mask.to(self.device)),
+                                          self.trie, len(ids)))
         return torch.cat(parts) if parts else torch.zeros(0, self.trie.n_items)
 
 
