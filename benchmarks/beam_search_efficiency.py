@@ -27,7 +27,7 @@ against ``generate`` + trie.
 LLM methods (``--llm lcrec,letter-lcrec,lamia,bigrec``) run on their ``tiny`` decoder
 (random init, 2 layers at d_model 128) after their ``seq`` prompt: the code-writing ones
 (lcrec, letter-lcrec, lamia) through the ``llm`` recommender's constrained beam search
-(:class:`benchmark.nn.decoders.CausalLMDecoder`) against ``generate`` + trie on the same
+(:func:`benchmark.nn.decoders.prompt_decoder`) against ``generate`` + trie on the same
 model, prompts and batches, with the same-top-20 check; ``bigrec`` (one title written by
 ``generate`` with 4 beams, then L2 grounding over the catalog) through the harness's
 ranking.
@@ -35,7 +35,7 @@ ranking.
 Newer methods (``--newer rpg,tiger-decoder``), at each size (each method's ``tiny`` profile;
 TIGER's 4+4 as one stack of 8 layers at TIGER's widths), random weights: ``tiger-decoder``
 (the ``decoder`` recommender, decoder-only TIGER) through its constrained beam search
-(:class:`benchmark.nn.decoders.CausalLMDecoder`, seen items pruned) against ``generate`` +
+(:func:`benchmark.nn.decoders.prompt_decoder`, seen items pruned) against ``generate`` +
 trie on the same model, prompts and batches, with the same-top-20 check, as the LLM
 methods; ``rpg`` (every item scored exactly; its identifiers of the boards' shape, 16 digits
 of 256 codes, as its cost grows with them) through the harness's ranking, as SETRec. Both
@@ -503,7 +503,7 @@ def main() -> None:
                                         "same top-20 as generate"], tablefmt="github", disable_numparse=True),
             "",
             "- ours: the `llm` recommender's ranking, the `seq` prompt run once per user and its key/value "
-            "cache expanded to the beams (`CausalLMDecoder`), seen items pruned in the trie; timed as the "
+            "cache shared by the user's beams (`SharedPromptDecoder`), seen items pruned in the trie; timed as the "
             "table above (batch by batch, the median of the runs of each batch, then generate+trie's one run, "
             "no pruning, on the same users).",
             "- bigrec: the harness's ranking (one title generated with 4 beams by `generate`, its "
@@ -531,8 +531,8 @@ def main() -> None:
                      tablefmt="github", disable_numparse=True),
             "",
             *(["- tiger-decoder (`decoder` recommender): its own ranking (its prompt, the user token and the "
-               "history's codes, run once per user and its key/value cache expanded to the beams by "
-               "`CausalLMDecoder`; constrained beam search, seen items pruned in the trie) against `generate` "
+               "history's codes, run once per user and its key/value cache shared by the user's beams "
+               "(`SharedPromptDecoder`); constrained beam search, seen items pruned in the trie) against `generate` "
                "+ trie on the same model, prompts and batches (no pruning), timed as the LLM table; same "
                "top-20: ours without pruning against `generate`."]
               if "decoder" in newer_kinds else []),

@@ -24,8 +24,8 @@ the prompt's cache *is* its per-row state).
 
 :class:`SharedPromptDecoder` gives :class:`CausalLMDecoder`'s logits for Qwen2-architecture
 models with each case's prompt cache shared by the case's rows instead of copied into each:
-exact scoring (:func:`prompt_decoder`) decodes a row per inner trie node, where the copies
-dominate. Beam search keeps :class:`CausalLMDecoder`, so stored rankings stay as they were.
+exact scoring decodes a row per inner trie node, where the copies dominate, and beam search
+copies the prompt into every beam. :func:`prompt_decoder` picks it for both where it applies.
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def shared_prompt_core(model):
 
 
 def prompt_decoder(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-    """The fastest decoder of a causal LM for exact scoring: :class:`SharedPromptDecoder`
+    """The decoder of a causal LM for beam search and exact scoring: :class:`SharedPromptDecoder`
     where it applies, :class:`CausalLMDecoder` otherwise."""
     if shared_prompt_core(model) is not None:
         return SharedPromptDecoder(model, input_ids, attention_mask)

@@ -21,7 +21,7 @@ vocabulary (the output layer runs on those positions only).
 
 Ranking: the prompt is the user token and the codes of the last ``max_history`` items;
 constrained beam search over the trie of every item's codes
-(:mod:`benchmark.nn.beam_search` with :class:`benchmark.nn.decoders.CausalLMDecoder`), the
+(:mod:`benchmark.nn.beam_search` with :func:`benchmark.nn.decoders.prompt_decoder`), the
 user's seen items pruned in the trie under the default protocol; or ``scoring=exact``: every
 item ranked by its codes' log-probability (:mod:`benchmark.nn.exact_scoring`).
 
@@ -47,7 +47,7 @@ from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recomme
 from benchmark.errors import PluginError
 from benchmark.nn.beam_search import TokenTrie, beam_search
 from benchmark.nn.causal_lm import base_model, causal_lm, describe, hidden_states, left_padded
-from benchmark.nn.decoders import CausalLMDecoder, prompt_decoder, shared_row_floats
+from benchmark.nn.decoders import prompt_decoder, shared_row_floats
 from benchmark.nn.engine import ENGINE_PARAMS, check_engine_params, engine_param, pick_device, train
 from benchmark.nn.exact_scoring import (
     SCORING_PARAM,
@@ -192,7 +192,7 @@ class DecoderRecommender(Recommender):
             for start in range(0, len(batch), p["decode_batch"]):
                 part = slice(start, start + p["decode_batch"])
                 ids, mask = self._prompts(_slice(batch, part))
-                decoder = CausalLMDecoder(self.model, ids.to(self.device), mask.to(self.device))
+                decoder = prompt_decoder(self.model, ids.to(self.device), mask.to(self.device))
                 exclude = batch.exclude[part] if batch.exclude is not None else None
                 result = beam_search(decoder, self.trie, len(ids), beam, exclude=exclude, pad_token=PAD)
                 out[part] = result.items[:, :k].numpy()

@@ -24,7 +24,7 @@ runs on the response positions only (sequences are left-padded so responses end 
 row), over the whole vocabulary, as the model's own output layer (a model that rescales
 or caps its logits after that layer is trained without it). Ranking is the ``seq`` prompt followed by constrained beam
 search over every item's codes (:mod:`benchmark.nn.beam_search` with
-:class:`benchmark.nn.decoders.CausalLMDecoder`), the user's seen items pruned in the trie;
+:func:`benchmark.nn.decoders.prompt_decoder`), the user's seen items pruned in the trie;
 ``scoring=exact`` ranks every item by its codes' log-probability after the ``seq`` prompt
 instead (:mod:`benchmark.nn.exact_scoring`), the seen items left out alike.
 
@@ -54,7 +54,7 @@ from benchmark.nn.causal_lm import (
     response_loss,
     special_ids,
 )
-from benchmark.nn.decoders import CausalLMDecoder, prompt_decoder, shared_row_floats
+from benchmark.nn.decoders import prompt_decoder, shared_row_floats
 from benchmark.nn.engine import check_engine_params, pick_device, train
 from benchmark.nn.exact_scoring import (
     SCORING_PARAM,
@@ -250,7 +250,7 @@ class LLMRecommender(Recommender):
                 part = slice(start, start + p["decode_batch"])
                 prompts = [self.prompts.sample("seq", history, 0)[0] for history in batch.histories[part]]
                 ids, mask = left_padded(prompts, self.prompts.pad)
-                decoder = CausalLMDecoder(self.model, ids.to(self.device), mask.to(self.device))
+                decoder = prompt_decoder(self.model, ids.to(self.device), mask.to(self.device))
                 exclude = batch.exclude[part] if batch.exclude is not None else None
                 result = beam_search(decoder, self.trie, len(ids), beam, exclude=exclude, pad_token=self.prompts.pad)
                 out[part] = result.items[:, :k].numpy()
