@@ -198,6 +198,9 @@ class SharedPromptDecoder:
         self.position: torch.Tensor | None = None  # (cases,): the first decoded token's position
         self.own: torch.Tensor | None = None  # (t, layers, 2, rows, kv_heads, dim)
         self.t = 0
+        self.prompt: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: (cases, kv_heads, P, dim)
+        self.prompt_bias: torch.Tensor | None = None  # (cases, 1, 1, P): -inf on the left padding
+        self.dtype = torch.float32
 
     def step(self, tokens: torch.Tensor | None, parents: torch.Tensor | None) -> torch.Tensor:
         if tokens is None:  # the prompt: one row per case, through the model's own forward
@@ -206,12 +209,11 @@ class SharedPromptDecoder:
                 else "past_key_values"
             out = self.model(input_ids=self.input_ids, attention_mask=self.mask, position_ids=positions,
                              use_cache=True, **{cache_argument: self.cache})
-            self.prompt = [(layer.keys, layer.values) for layer in self.cache.layers]  # (cases, kv, P, dim)
-            dtype = self.prompt[0][0].dtype
+            self.prompt = [(layer.keys, layer.values) for layer in self.cache.layers]
+            self.dtype = self.prompt[0][0].dtype
             self.prompt_bias = torch.zeros(self.mask.shape, dtype=torch.float32, device=self.device).masked_fill(
-                self.mask == 0, -torch.inf)[:, None, None, :]  # (cases, 1, 1, P)
+                self.mask == 0, -torch.inf)[:, None, None, :]
             self.position = positions[:, -1] + 1
-            self.dtype = dtype
             return out.logits[:, -1].float().cpu()
         rows = len(tokens)
         if rows % self.cases:
