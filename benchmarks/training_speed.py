@@ -11,9 +11,13 @@ Two measurements, both in one process on the CPU (or GPU) it runs on:
    of 256 entries per level (throughput does not depend on which codes an item has).
 2. **Quality**: a short fit on the synthetic dataset (``loo``, seed 0) per precision for
    the two tiny models, through ``genrec-bench``'s runner, and the best validation NDCG@10
-   it reached (the TIGER-size T5 is timed only: its bf16 fit is slow at the rates measured).
+   it reached (the TIGER-size T5 is timed only: its bf16 fit takes a quarter of an hour on a CPU
+   without bf16 arithmetic).
 
-Results go to ``leaderboards/training-speed.md`` exactly as measured. Run from the
+Results go to ``leaderboards/training-speed.md`` exactly as measured, in one marked block per
+kind of CPU kernels (``training_speed-avx2``, ``training_speed-avx512``, ...): bf16 is several
+times slower than fp32 where the CPU has no bf16 arithmetic and faster where it has (AVX512-BF16,
+AMX), so a run on one machine keeps the other machines' results. Run from the
 repository root: ``.venv/bin/python benchmarks/training_speed.py`` (``--quick`` for a
 smoke run that writes nothing).
 """
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _blocks import blocks  # benchmarks/, on the path when run as a script
+from _blocks import write_block  # benchmarks/, on the path when run as a script
 from tabulate import tabulate
 
 from benchmark.components import ItemIdentifiers, TrainingData
@@ -105,6 +109,21 @@ def short_fit(method: str, overrides: dict, precision: str, epochs: int, cache: 
     return {"best": max(curve), "curve": curve, "seconds": time.perf_counter() - start}
 
 
+TITLE = ("# Training throughput: fp32 against bf16 autocast\n\nWritten by `benchmarks/training_speed.py` (one "
+         "block per kind of CPU kernels) and `benchmarks/family_throughput.py` (its own blocks); numbers are as "
+         "measured, never edited.\n\n")
+
+
+def native_bf16() -> str:
+    """The CPU's bf16 arithmetic instructions (``avx512_bf16``, ``amx_bf16``) from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return ""
+    return ", ".join(flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6, help="timed steps per precision and model")
@@ -134,14 +153,14 @@ def main() -> None:
         return
     end_load = os.getloadavg()
     versions = package_versions()
+    capability = torch.backends.cpu.get_cpu_capability()
     lines = [
-        "# Training throughput: fp32 against bf16 autocast",
-        "",
-        "Written by `benchmarks/training_speed.py`; numbers are as measured, never edited.",
+        f"## {capability} kernels: {machine()}",
         "",
         f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/training_speed.py', *sys.argv[1:]])}`",
         f"- date: {started:%Y-%m-%d %H:%M} UTC",
-        f"- machine: {machine()}, one thread (`torch.set_num_threads(1)`)",
+        f"- machine: {machine()}, one thread (`torch.set_num_threads(1)`); bf16 arithmetic in the CPU: "
+        f"{native_bf16() or 'none found'}",
         f"- load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in load)}; at end: "
         f"{', '.join(f'{x:.2f}' for x in end_load)}",
         "- packages: " + ", ".join(f"{k} {versions[k]}" for k in ("torch", "transformers", "genrec-bench")),
@@ -150,19 +169,20 @@ def main() -> None:
         f"- quality: a {epochs}-epoch fit on `synthetic` `loo`, seed 0, `tiny` profile otherwise, validation "
         "NDCG@10 of the best epoch (the test cases are not read for this table)",
         "",
-        "## Samples per second",
+        "### Samples per second",
         "",
         tabulate(speed, headers=["model", "batch", "fp32", "bf16", "bf16 / fp32"], tablefmt="github"),
         "",
-        "## Short synthetic fit",
+        "### Short synthetic fit",
         "",
         tabulate(quality, headers=["model", "method", "epochs", "fp32 best valid NDCG@10",
                                    "bf16 best valid NDCG@10", "fp32 fit s", "bf16 fit s"], tablefmt="github"),
-        "",
     ]
-    # The page's other blocks (the per-family throughput of family_throughput.py) are kept.
-    kept = blocks(Path(args.out))
-    Path(args.out).write_text("\n".join(lines) + ("\n" + kept if kept else ""), encoding="utf-8")
+    out = Path(args.out)
+    if not out.exists() or not out.read_text(encoding="utf-8").startswith("# "):
+        out.write_text(TITLE + (out.read_text(encoding="utf-8") if out.exists() else ""), encoding="utf-8")
+    # The page's other blocks (other machines, family_throughput.py's) stay as they are.
+    write_block(out, f"training_speed-{capability.lower()}", "\n".join(lines))
     print(f"wrote {args.out}")
 
 

@@ -58,3 +58,29 @@ def test_the_converged_fits_table_reads_each_archived_cpu_fit(tmp_path):
     assert cells == [["sasrec-ce", "0", "4", "3", "n/a", "patience", "10.0"],
                      ["tiger", "0", "5", "3", "500", "patience", "10.0"]]
     assert converged_lines(tmp_path / "nothing") == []
+
+
+def test_training_speed_keeps_one_block_per_kind_of_cpu_kernels(tmp_path, monkeypatch):
+    # bf16 is slower than fp32 on a CPU without bf16 arithmetic and faster on one with it, so
+    # a run writes the block of its own kernels and keeps the other machines' and scripts' blocks.
+    import training_speed
+    import torch
+
+    monkeypatch.setattr(training_speed, "load_split", lambda *a: None)
+    monkeypatch.setattr(training_speed.TrainingData, "from_split", staticmethod(lambda split: None))
+    monkeypatch.setattr(training_speed, "throughput", lambda *a: {"fp32": 10.0, "bf16": 17.0})
+    monkeypatch.setattr(training_speed, "short_fit", lambda method, o, precision, e, c: {"best": 0.5, "seconds": 3.0})
+    page = tmp_path / "speed.md"
+    page.write_text("<!-- training_speed-avx2 -->\nold machine\n<!-- /training_speed-avx2 -->\n\n"
+                    "<!-- family_throughput -->\nfamilies\n<!-- /family_throughput -->\n", encoding="utf-8")
+    for capability in ("AVX512", "AVX512"):  # the second run replaces its own block only
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+        monkeypatch.setattr(sys, "argv", ["training_speed.py", "--steps", "1", "--out", str(page)])
+        training_speed.main()
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("# Training throughput: fp32 against bf16 autocast\n")
+    assert text.count("<!-- training_speed-avx512 -->") == 1 and "## AVX512 kernels: " in text
+    assert "old machine" in text and "families" in text
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| T5 tiny (2+2, d128)")]
+    assert [float(c) for c in rows[0][1:]] == [256, 10.0, 17.0, 1.7]  # model, batch, fp32, bf16, ratio
