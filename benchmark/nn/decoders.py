@@ -34,6 +34,8 @@ import inspect
 
 import torch
 
+from benchmark.nn.exact_scoring import row_floats
+
 # Up to this many keys, self-attention by elementwise products (measured faster on CPU than
 # batched one-row matrix products up to about 12 keys, slower at 20).
 SHORT_PREFIX = 12
@@ -294,8 +296,6 @@ def shared_row_floats(model, prompt: int, decoded: int) -> int:
     ``prompt``-token prompt, ``decoded`` tokens in: the prompt cache is per row for
     :class:`CausalLMDecoder`, per case (only its attention scores per row) for
     :class:`SharedPromptDecoder`."""
-    from benchmark.nn.exact_scoring import row_floats
-
     config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
     if shared_prompt_core(model) is not None:
         return row_floats(config, decoded, attended=prompt)
