@@ -155,7 +155,7 @@ def main() -> None:
     versions = package_versions()
     capability = torch.backends.cpu.get_cpu_capability()
     lines = [
-        f"## {capability} kernels: {machine()}",
+        f"## {capability} kernels",
         "",
         f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/training_speed.py', *sys.argv[1:]])}`",
         f"- date: {started:%Y-%m-%d %H:%M} UTC",

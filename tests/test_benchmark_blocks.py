@@ -79,7 +79,7 @@ def test_training_speed_keeps_one_block_per_kind_of_cpu_kernels(tmp_path, monkey
         training_speed.main()
     text = page.read_text(encoding="utf-8")
     assert text.startswith("# Training throughput: fp32 against bf16 autocast\n")
-    assert text.count("<!-- training_speed-avx512 -->") == 1 and "## AVX512 kernels: " in text
+    assert text.count("<!-- training_speed-avx512 -->") == 1 and "## AVX512 kernels\n" in text
     assert "old machine" in text and "families" in text
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
             if line.startswith("| T5 tiny (2+2, d128)")]
