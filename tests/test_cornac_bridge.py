@@ -207,3 +207,40 @@ def test_letter_selects_by_minus_our_ndcg_and_reads_the_cf_embeddings(shared_cac
     scores = check_scores(fitted)
     assert (scores > -1e9).all()
     check_test_ranking(fitted)
+
+
+class Killed(Exception):
+    """Stands for the process dying after a checkpoint was written."""
+
+
+@needs_cornac
+def test_a_killed_tiger_fit_resumes_to_the_uninterrupted_curve_and_ranking(tmp_path, shared_cache):
+    import shutil
+
+    from benchmark import hookimpl, plugins
+
+    request = RunRequest(SMALL, "loo", "cornac:TIGER", params={"recommender.epochs": 4, "recommender.patience": 4})
+    whole, _, _ = execute(request, shared_cache, progress=False)
+    cache = tmp_path / "cache"
+    shutil.copytree(shared_cache, cache, ignore=shutil.ignore_patterns("checkpoints"))
+
+    class KillAtEpoch2:
+        @hookimpl
+        def on_epoch_end(self, run, epoch, valid_metrics):
+            if epoch == 2:
+                raise Killed
+
+    plugins.pm.register(KillAtEpoch2(), name="kill-at-epoch-2")
+    try:
+        with pytest.raises(Killed):
+            execute(request, cache, progress=False)
+    finally:
+        plugins.pm.unregister(name="kill-at-epoch-2")
+    assert len(list((cache / "checkpoints").glob("*.pt"))) == 1  # written after epochs 0 and 1
+    resumed, _, _ = execute(request, cache, progress=False)
+    assert not list((cache / "checkpoints").glob("*.pt"))  # a finished fit leaves none
+    training = resumed["info"]["training"]["train cornac:TIGER"]
+    assert training["resumed_from"] == 2 and training["seconds_before_resume"] > 0
+    assert training["epochs"] == whole["info"]["training"]["train cornac:TIGER"]["epochs"] == 4
+    assert [e["ndcg@10"] for e in resumed["info"]["epochs"]] == [e["ndcg@10"] for e in whole["info"]["epochs"]]
+    assert resumed["ranks"] == whole["ranks"]

@@ -191,12 +191,13 @@ def checkpoint_path(context, name: str) -> Path:
                          run.seed, run.profile, run.versions, context.keep_seen, name, suffix=".pt")
 
 
-def _rng_states() -> dict[str, Any]:
+def rng_states() -> dict[str, Any]:
+    """The process's random states (torch, numpy's global, python's, CUDA's) for a checkpoint."""
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
-def _identity(context, name: str) -> dict[str, Any]:
+def checkpoint_identity(context, name: str) -> dict[str, Any]:
     """Which fit a checkpoint belongs to, for people and `genrec-bench checkpoints` (the file's
     name, a hash of the run, is what resuming reads)."""
     run = context.run
@@ -204,7 +205,8 @@ def _identity(context, name: str) -> dict[str, Any]:
             "profile": run.profile, "fit": name}
 
 
-def _set_rng_states(states: dict[str, Any]) -> None:
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Put back the random states :func:`rng_states` took."""
     torch.set_rng_state(states["torch"])
     np.random.set_state(states["numpy"])
     random.setstate(states["python"])
@@ -212,7 +214,8 @@ def _set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _save(path: Path, state: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically (a temporary file, then renamed)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(state, tmp)
@@ -221,7 +224,8 @@ def _save(path: Path, state: dict[str, Any]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _load(path: Path) -> dict[str, Any] | None:
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path``; ``None`` where there is none, or an unreadable one (set aside)."""
     if not path.exists():
         return None
     try:
@@ -263,7 +267,7 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
     records: list[dict[str, float]] = []
     path = checkpoint_path(context, name) if checkpoints else None
     first, seconds, samples, resumed, valid_seconds = 0, 0.0, 0, None, 0.0
-    saved = _load(path) if path is not None else None
+    saved = load_checkpoint(path) if path is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -272,7 +276,7 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
         records, seconds, samples = saved["records"], saved["seconds"], saved["samples"]
         valid_seconds = records[-1].get("valid_seconds", 0.0) if records else 0.0
         first = resumed = saved["epoch"] + 1
-        _set_rng_states(saved["rng"])
+        set_rng_states(saved["rng"])
         print(f"{name}: resuming from the checkpoint after epoch {saved['epoch']} ({path})", file=sys.stderr,
               flush=True)
         for record in records if validate is not None else []:  # this process's hooks have not seen them
@@ -319,11 +323,12 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
             context.epoch_end(epoch, metrics)
             stop = stopper.step(metrics[metric], epoch, model)
         if path is not None and not (stop or last):
-            _save(path, {"format": CHECKPOINT_FORMAT, "run": _identity(context, name), "epoch": epoch,
-                         "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "stopper": dict(stopper.__dict__), "records": records,
-                         "seconds": time.perf_counter() - started, "samples": samples, "rng": _rng_states()})
+            save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "run": checkpoint_identity(context, name),
+                                   "epoch": epoch, "model": model.state_dict(),
+                                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                   "stopper": dict(stopper.__dict__), "records": records,
+                                   "seconds": time.perf_counter() - started, "samples": samples,
+                                   "rng": rng_states()})
         if stop or timed_out:
             reason = "patience" if stop else "time cap"
             break

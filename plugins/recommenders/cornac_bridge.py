@@ -27,6 +27,11 @@ stops. RPG and LETTER stop by their own ``early_stopping_patience``, set to ours
 others have no early exit, so our validation ends their loop by raising, and the best
 weights (the epoch Cornac would have restored) are put back here.
 
+Resuming: TIGER (``CornacModel.resumes``) is checkpointed after every validation and a
+killed fit resumes to the uninterrupted curve (``CornacRecommender._train``). RPG and
+LETTER count patience in local variables of Cornac's loop, which a resumed fit cannot
+restore, so they start over.
+
 **Scoring.** :meth:`CornacRecommender.score` asks Cornac's public ``score(user, history)``
 for every case: scores over the whole catalogue, which our evaluator masks (seen items)
 and ranks (pessimistic ties). TIGER and LETTER score by constrained beam search and RPG
@@ -76,7 +81,16 @@ from benchmark.components import (
     TrainingData,
 )
 from benchmark.errors import MissingExtraError, ParameterError, PluginError
-from benchmark.nn.engine import EarlyStopping
+from benchmark.nn.engine import (
+    CHECKPOINT_FORMAT,
+    EarlyStopping,
+    checkpoint_identity,
+    checkpoint_path,
+    load_checkpoint,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
 from benchmark.params import Param
 
 OWNER = "recommender 'cornac'"
@@ -94,6 +108,7 @@ class CornacModel:
     seam: str  # val_score, _validate or _validation_loss (see the module docstring)
     content: bool = False  # reads item text embeddings
     stops_itself: bool = False  # its fit loop has an early_stopping_patience
+    resumes: bool = False  # checkpointed after every validation; a killed fit resumes (see _train)
     packages: tuple[str, ...] = ()  # modules its fit imports besides cornac and torch
     paper_recipe: str = ""  # the paper's recipe, a dict in its Cornac package
     scorings: tuple[str, ...] = ()  # its scoring modes, the default first
@@ -121,7 +136,7 @@ MODELS: dict[str, CornacModel] = {
     "BERT4Rec": CornacModel(ID_MODEL, "val_score"),
     "GRU4Rec": CornacModel({**TRAINING, "loss": ("loss",), "d_model": ("layers",)}, "val_score", caps_input=False),
     "TIGER": CornacModel(SEMANTIC_ID_MODEL, "_validate", content=True, packages=("transformers",),
-                         paper_recipe="PAISCHER_CONFIG", scorings=("beam", "exact")),
+                         paper_recipe="PAISCHER_CONFIG", scorings=("beam", "exact"), resumes=True),
     "LETTER": CornacModel(SEMANTIC_ID_MODEL, "_validation_loss", content=True, stops_itself=True,
                           packages=("transformers", "k_means_constrained"), paper_recipe="LETTER_CONFIG",
                           scorings=("beam", "exact")),
@@ -353,12 +368,37 @@ class CornacRecommender(Recommender):
 
 
     def _train(self, train_set, context: FitContext) -> None:
-        """Cornac's own fit loop, validated by us after every epoch (see the module docstring)."""
+        """Cornac's own fit loop, validated by us after every epoch (see the module docstring).
+
+        A model that ``resumes`` (TIGER) is checkpointed after every validation like the
+        training engine's fits: its network, its optimiser (caught as Cornac creates it),
+        our early-stopping state and epoch records, the torch / numpy / python random states
+        and Cornac's own generator. A killed fit starts Cornac's fit again, which re-trains
+        the tokenizer (seeded, so the same codes) and creates the network and its optimiser;
+        at that moment they take the checkpoint's states, and Cornac's loop runs the epochs
+        left, so the fit continues as if never stopped. Cornac's constant learning rate
+        (its default) is what makes this exact; a model given another schedule restarts.
+        """
         p, model = self.params, self.model
+        name = f"train cornac:{self.name}"
         stopper = EarlyStopping(p["patience"])
-        bar = tqdm(total=p["epochs"], desc=f"train cornac:{self.name}", unit="epoch", disable=not context.progress,
+        path = checkpoint_path(context, name) if self.spec.resumes and \
+            getattr(model, "lr_schedule", "constant") == "constant" else None
+        saved = load_checkpoint(path) if path is not None else None
+        records: list[dict[str, float]] = []
+        epoch = 0
+        if saved is not None:
+            stopper.__dict__.update(saved["stopper"])
+            records, epoch = saved["records"], saved["epoch"] + 1
+            model.n_epochs = p["epochs"] - epoch  # the epochs left; Cornac counts its loop from 1
+            print(f"{name}: resuming from the checkpoint after epoch {saved['epoch']} ({path})", file=sys.stderr,
+                  flush=True)
+            for record in records:  # this process's hooks have not seen them
+                context.epoch_end(int(record["epoch"]), {k: v for k, v in record.items() if k != "epoch"})
+        bar = tqdm(total=p["epochs"], initial=epoch, desc=name, unit="epoch", disable=not context.progress,
                    leave=False)
-        started, epoch = time.perf_counter(), 0
+        started = time.perf_counter() - (saved["seconds"] if saved is not None else 0.0)
+        optimisers: list[Any] = []
 
         def validation_score() -> float:
             nonlocal epoch
@@ -367,16 +407,24 @@ class CornacRecommender(Recommender):
                 metrics = context.validate(self, limit=p["valid_cases"] or None)
             metrics["seconds"] = time.perf_counter() - started
             context.epoch_end(epoch, metrics)
+            records.append({"epoch": epoch, **metrics})
             bar.update()
             bar.set_postfix(ndcg10=f"{metrics['ndcg@10']:.4f}")
             stop = stopper.step(metrics["ndcg@10"], epoch, model.model)
+            if path is not None and not stop and optimisers and epoch < p["epochs"] - 1:
+                save_checkpoint(path, {
+                    "format": CHECKPOINT_FORMAT, "run": checkpoint_identity(context, name), "epoch": epoch,
+                    "model": model.model.state_dict(), "optimizer": optimisers[-1].state_dict(),
+                    "stopper": dict(stopper.__dict__), "records": records, "seconds": metrics["seconds"],
+                    "rng": rng_states(), "cornac_rng": model.rng})
             epoch += 1
             if stop and not self.spec.stops_itself:
                 raise PatienceExhausted
             return metrics["ndcg@10"]
 
         try:
-            with our_validation(model, self.spec.seam, validation_score):
+            with our_validation(model, self.spec.seam, validation_score), \
+                    network_optimiser(model, optimisers, saved):
                 model.fit(train_set, ExternalValidation())
         except PatienceExhausted:
             pass
@@ -385,11 +433,15 @@ class CornacRecommender(Recommender):
         finally:
             bar.close()
         stopper.restore(model.model)
+        if path is not None:
+            path.unlink(missing_ok=True)
         reason = "patience" if stopper.flat >= p["patience"] else "epoch cap"
         # The same summary as the training engine's, for the boards' convergence columns.
-        context.run.state.setdefault("training", {})[f"train cornac:{self.name}"] = {
+        context.run.state.setdefault("training", {})[name] = {
             "epochs": epoch, "best_epoch": stopper.best_epoch, "stop_reason": reason,
-            "seconds": round(time.perf_counter() - started, 3), "resumed_from": None}
+            "seconds": round(time.perf_counter() - started, 3),
+            "resumed_from": saved["epoch"] + 1 if saved is not None else None,
+            "seconds_before_resume": round(saved["seconds"], 3) if saved is not None else 0.0}
 
     def score(self, batch: CaseBatch) -> np.ndarray:
         import torch
@@ -509,6 +561,40 @@ def our_validation(model: Any, seam: str, score: Callable[[], float]) -> Iterato
         hook = replaced(model, "_validation_loss", lambda torch, sessions: -score())
     with sessions, hook:
         yield
+
+
+@contextlib.contextmanager
+def network_optimiser(model: Any, caught: list, saved: dict | None) -> Iterator[None]:
+    """While the block runs, every torch optimiser created over the parameters of
+    ``model.model`` (Cornac's network, built just before its optimiser) is appended to
+    ``caught``; with a checkpoint ``saved``, the network, that optimiser, the random states
+    and Cornac's generator take the checkpoint's states at that moment (the tokenizer's
+    training before it ran as in the first attempt)."""
+    import torch
+
+    original = torch.optim.Optimizer.__init__
+
+    def init(optimiser, params, *args, **kwargs):
+        params = list(params)
+        original(optimiser, params, *args, **kwargs)
+        network = getattr(model, "model", None)
+        if not isinstance(network, torch.nn.Module):
+            return
+        owned = {id(x) for x in network.parameters()}
+        if not owned or not all(id(x) in owned for group in optimiser.param_groups for x in group["params"]):
+            return
+        caught.append(optimiser)
+        if saved is not None and len(caught) == 1:
+            network.load_state_dict(saved["model"])
+            optimiser.load_state_dict(saved["optimizer"])
+            set_rng_states(saved["rng"])
+            model.rng = saved["cornac_rng"]
+
+    torch.optim.Optimizer.__init__ = init
+    try:
+        yield
+    finally:
+        torch.optim.Optimizer.__init__ = original
 
 
 @hookimpl
