@@ -424,7 +424,7 @@ class CornacRecommender(Recommender):
 
         try:
             with our_validation(model, self.spec.seam, validation_score), \
-                    network_optimiser(model, optimisers, saved):
+                    network_optimiser(model, optimisers, saved) if path is not None else contextlib.nullcontext():
                 model.fit(train_set, ExternalValidation())
         except PatienceExhausted:
             pass
