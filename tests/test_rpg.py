@@ -13,12 +13,13 @@ from benchmark.nn.sequences import right_aligned
 from benchmark.runner import RunRequest, execute
 from plugins.recommenders.rpg import RPGModel, training_windows
 
-PARAMS = {"layers": 2, "d_model": 16, "heads": 2, "head_dim": 8, "d_ff": 32, "dropout": 0.0}
+PARAMS = {"layers": 2, "d_model": 16, "heads": 2, "head_dim": 8, "d_ff": 32, "dropout": 0.0, "digit_logits": "dot",
+          "temperature": 0.07, "activation": "relu"}
 
 
-def _model(codes: np.ndarray, vocab: tuple[int, ...], seed: int = 0, length: int = 6) -> RPGModel:
+def _model(codes: np.ndarray, vocab: tuple[int, ...], seed: int = 0, length: int = 6, **overrides) -> RPGModel:
     torch.manual_seed(seed)
-    return RPGModel(codes, vocab, PARAMS, length).eval()
+    return RPGModel(codes, vocab, {**PARAMS, **overrides}, length).eval()
 
 
 def test_windows_hold_every_transition_once_and_drop_single_items():
@@ -114,3 +115,40 @@ def test_rpg_learns_planted_structure_end_to_end(register_plugin, shared_cache):
     for ranking, seen in zip(evaluation.rankings, split.test.seen):
         assert not set(ranking.tolist()) & set(seen.tolist())
     assert row["info"]["training"]["train rpg"]["epochs"] >= 1
+
+
+def test_cosine_digit_logits_are_bounded_by_the_temperature_and_stay_digit_order_free():
+    # RPG's official code (and Cornac's RPG) score digits by cosine similarity over a temperature.
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 5, size=(30, 4))
+    dot = _model(codes, (5, 5, 5, 5))
+    cosine = _model(codes, (5, 5, 5, 5), digit_logits="cosine", temperature=0.5, activation="gelu")
+    cosine.load_state_dict(dot.state_dict())  # the same weights: only the logits differ
+    index = right_aligned([np.array([1, 2, 3]), np.array([7])], 6)
+    with torch.no_grad():
+        states = cosine.hidden(index)[:, -1]
+        log_probs = cosine.digit_log_probs(states)
+        # Logits in [-1/T, 1/T] over 5 codes: no code's probability beyond e^(2/T) times another's.
+        assert (log_probs.max(-1).values - log_probs.min(-1).values <= 2 / 0.5 + 1e-5).all()
+        assert not torch.allclose(log_probs, dot.digit_log_probs(dot.hidden(index)[:, -1]))
+        perm = [2, 0, 3, 1]
+        permuted = _model(codes[:, perm], (5, 5, 5, 5), digit_logits="cosine", temperature=0.5, activation="gelu")
+        state = cosine.state_dict()
+        permuted.load_state_dict({**state, "codes": state["codes"][:, perm], "tables": state["tables"][perm],
+                                  "heads": state["heads"][perm]})
+        assert torch.allclose(cosine.item_scores(states), permuted.item_scores(permuted.hidden(index)[:, -1]),
+                              atol=1e-5)
+
+
+@pytest.mark.parametrize(("param", "value", "message"), [
+    ("digit_logits", "softmax", "parameter 'digit_logits' is 'softmax'; give dot or cosine"),
+    ("activation", "tanh", "parameter 'activation' is 'tanh'; give relu or gelu")])
+def test_rpg_head_faults_fail_in_one_line(param, value, message):
+    from benchmark import plugins
+    from benchmark.errors import ParameterError
+    from benchmark.params import resolve
+
+    spec = plugins.get_recommenders()["rpg"]
+    params = resolve(spec.params, "tiny", {param: value}, "rpg")
+    with pytest.raises(ParameterError, match=message):
+        spec.validate(params)

@@ -32,7 +32,7 @@ import torch
 
 from benchmark import hookimpl
 from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
-from benchmark.errors import PluginError
+from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.engine import ENGINE_PARAMS, check_engine_params, pick_device, train
 from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches, right_aligned
 from benchmark.params import Param
@@ -45,11 +45,25 @@ PARAMS = (
     *ENGINE_PARAMS,
     Param("valid_cases", int, 0, "validation cases used for early stopping (0: all); a fixed seeded "
           "sample, the same for every method", profiles={"tiny": 500, "cpu": 0}, minimum=0),
+    # Added after the boards' rows, at defaults that reproduce them (out of the run key there).
+    Param("digit_logits", str, "dot", "dot (a digit's logits: the projected state's dot products with its code "
+          "embeddings) or cosine (their cosine similarity over temperature, as RPG's official code and "
+          "Cornac's RPG)", unkeyed_default=True),
+    Param("temperature", float, 0.07, "temperature of the cosine digit logits (digit_logits=cosine)",
+          minimum=1e-4, unkeyed_default=True),
+    Param("activation", str, "relu", "the MLP's activation: relu, or gelu (RPG's official code)",
+          unkeyed_default=True),
 )
+DIGIT_LOGITS = ("dot", "cosine")
+ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU}
 
 
 def check_params(params: dict[str, Any]) -> None:
     check_engine_params(params, OWNER)
+    if params["digit_logits"] not in DIGIT_LOGITS:
+        raise ParameterError(f"{OWNER}: parameter 'digit_logits' is {params['digit_logits']!r}; give dot or cosine")
+    if params["activation"] not in ACTIVATIONS:
+        raise ParameterError(f"{OWNER}: parameter 'activation' is {params['activation']!r}; give relu or gelu")
 
 
 def training_windows(train: list[np.ndarray], length: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -72,13 +86,14 @@ def training_windows(train: list[np.ndarray], length: int, seed: int, epoch: int
 class Block(torch.nn.Module):
     """Pre-norm causal self-attention (``heads`` x ``head_dim``) and a ReLU MLP."""
 
-    def __init__(self, width: int, heads: int, head_dim: int, ff: int, dropout: float):
+    def __init__(self, width: int, heads: int, head_dim: int, ff: int, dropout: float, activation: str = "relu"):
         super().__init__()
         self.heads, self.head_dim, self.dropout = heads, head_dim, dropout
         self.norm1, self.norm2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
         self.qkv = torch.nn.Linear(width, 3 * heads * head_dim)
         self.out = torch.nn.Linear(heads * head_dim, width)
-        self.mlp = torch.nn.Sequential(torch.nn.Linear(width, ff), torch.nn.ReLU(), torch.nn.Linear(ff, width))
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(width, ff), ACTIVATIONS[activation](),
+                                       torch.nn.Linear(ff, width))
         self.drop = torch.nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -115,8 +130,10 @@ class RPGModel(torch.nn.Module):
         self.positions = torch.nn.Embedding(length, width)
         torch.nn.init.normal_(self.positions.weight, std=width ** -0.5)
         self.blocks = torch.nn.ModuleList(
-            Block(width, params["heads"], params["head_dim"], params["d_ff"], params["dropout"])
+            Block(width, params["heads"], params["head_dim"], params["d_ff"], params["dropout"], params["activation"])
             for _ in range(params["layers"]))
+        self.cosine = params["digit_logits"] == "cosine"
+        self.temperature = params["temperature"]
         self.norm = torch.nn.LayerNorm(width)
         self.drop = torch.nn.Dropout(params["dropout"])
 
@@ -142,7 +159,12 @@ class RPGModel(torch.nn.Module):
     def digit_log_probs(self, states: torch.Tensor) -> torch.Tensor:
         """(..., M, vocab) log-probabilities of every digit of the next item, in parallel."""
         projected = torch.einsum("...d,mde->...me", states, self.heads)
-        logits = torch.einsum("...me,mve->...mv", projected, self.tables)
+        if self.cosine:  # cosine similarity over the temperature: logits bounded by 1 / temperature
+            projected = torch.nn.functional.normalize(projected, dim=-1)
+            tables = torch.nn.functional.normalize(self.tables, dim=-1)
+            logits = torch.einsum("...me,mve->...mv", projected, tables) / self.temperature
+        else:
+            logits = torch.einsum("...me,mve->...mv", projected, self.tables)
         logits = logits.masked_fill(~self.valid_codes, float("-inf"))
         return torch.log_softmax(logits.float(), dim=-1)
 
