@@ -40,7 +40,7 @@ import torch
 from _blocks import write_block  # benchmarks/, on the path when run as a script
 from tabulate import tabulate
 
-from benchmark.archive import read_archive
+from benchmark.archive import FOLDER, archive_path, read_archive
 from benchmark.leaderboard import board_profile, fit_seconds, fits
 from benchmark.nn.sequences import training_prefixes, training_windows
 from benchmark.runner import RunRequest, fit, machine, package_versions
@@ -116,7 +116,7 @@ def seq2seq_flops(fitted) -> float:
 def converged_samples(boards: Path, method: str = "tiger") -> list[int]:
     """Training samples of each archived `cpu` ``loo`` fit of ``method`` up to the epoch it
     stopped at (what a converged fit used)."""
-    path = boards / "results" / "ml-100k-loo.jsonl.gz"
+    path = archive_path(boards, "ml-100k", "loo")
     if not path.exists():
         return []
     rows = read_archive(path)
@@ -128,7 +128,7 @@ def converged_samples(boards: Path, method: str = "tiger") -> list[int]:
 def converged_lines(boards: Path) -> list[str]:
     """What each archived converged `cpu` fit on ml-100k ``loo`` took: epochs run and chosen,
     training samples, fitting minutes (every process of a resumed fit)."""
-    path = boards / "results" / "ml-100k-loo.jsonl.gz"
+    path = archive_path(boards, "ml-100k", "loo")
     if not path.exists():
         return []
     rows = read_archive(path)
@@ -170,7 +170,7 @@ def next_item_targets(fitted, epoch: int, samples: int) -> int | None:
 def board_cost(boards: Path) -> list[list]:
     """Per board and method: runs of the board's profile, fit and ranking hours."""
     table = []
-    for path in sorted((boards / "results").glob("*.jsonl.gz")):
+    for path in sorted((boards / FOLDER).glob("*.jsonl.gz")):
         rows = read_archive(path)
         if not rows:
             continue

@@ -34,6 +34,7 @@ import inspect
 
 import torch
 
+from benchmark.nn.causal_lm import base_model
 from benchmark.nn.exact_scoring import row_floats
 
 # Up to this many keys, self-attention by elementwise products (measured faster on CPU than
@@ -161,7 +162,7 @@ class CausalLMDecoder:
         return out.logits[:, -1].float().cpu()
 
 
-class SharedPromptDecoder:
+class SharedPromptDecoder(CausalLMDecoder):
     """:class:`CausalLMDecoder`'s logits for a Qwen2-architecture model (random-init, or
     pretrained with or without LoRA adapters), with each case's prompt cache shared by its rows.
 
@@ -169,10 +170,11 @@ class SharedPromptDecoder:
     copies it again at every reorder. Exact scoring (:mod:`benchmark.nn.exact_scoring`)
     decodes one row per inner node of the identifier trie, a thousand or more per case,
     so the copies cost far more than the arithmetic. Here the prompt runs once through the
-    model's forward; its keys and values stay one per case, and a step attends over two
-    parts: the case's prompt keys (one matrix product per case, the case's rows as its
-    query positions, as :class:`T5Decoder` treats cross-attention) and the row's own few
-    decoded tokens, which alone follow the rows' parents. One softmax spans both parts.
+    model's forward (:class:`CausalLMDecoder`'s first step); its keys and values stay one per
+    case, and a later step attends over two parts: the case's prompt keys (one matrix product
+    per case, the case's rows as its query positions, as :class:`T5Decoder` treats
+    cross-attention) and the row's own few decoded tokens, which alone follow the rows'
+    parents. One softmax spans both parts.
 
     Steps take rows case-major (``n_cases x width``, as beam search and exact scoring lay
     them out). Each step runs the model's own sub-modules (norms, projections with any
@@ -181,22 +183,17 @@ class SharedPromptDecoder:
     """
 
     def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        from transformers.cache_utils import DynamicCache
-
-        self.model = model
         self.core = shared_prompt_core(model)
         if self.core is None:
             raise ValueError("SharedPromptDecoder takes a Qwen2-architecture causal LM without sliding windows")
-        self.lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        super().__init__(model, input_ids, attention_mask)
+        self.lm = base_model(model)
         config = self.lm.config
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.groups = self.heads // self.kv_heads
         self.scaling = self.head_dim ** -0.5
         self.cases = len(input_ids)
-        self.input_ids, self.mask = input_ids, attention_mask
-        self.device = input_ids.device
-        self.cache = DynamicCache(config=config)
         self.position: torch.Tensor | None = None  # (cases,): the first decoded token's position
         self.own: torch.Tensor | None = None  # (t, layers, 2, rows, kv_heads, dim)
         self.t = 0
@@ -205,18 +202,14 @@ class SharedPromptDecoder:
         self.dtype = torch.float32
 
     def step(self, tokens: torch.Tensor | None, parents: torch.Tensor | None) -> torch.Tensor:
-        if tokens is None:  # the prompt: one row per case, through the model's own forward
-            positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
-            cache_argument = "cache" if "cache" in inspect.signature(self.model.forward).parameters \
-                else "past_key_values"
-            out = self.model(input_ids=self.input_ids, attention_mask=self.mask, position_ids=positions,
-                             use_cache=True, **{cache_argument: self.cache})
+        if tokens is None:  # the prompt: one row per case, as CausalLMDecoder runs it
+            logits = super().step(None, None)
             self.prompt = [(layer.keys, layer.values) for layer in self.cache.layers]
             self.dtype = self.prompt[0][0].dtype
             self.prompt_bias = torch.zeros(self.mask.shape, dtype=torch.float32, device=self.device).masked_fill(
                 self.mask == 0, -torch.inf)[:, None, None, :]
-            self.position = positions[:, -1] + 1
-            return out.logits[:, -1].float().cpu()
+            self.position = self.next_position[:, 0]
+            return logits
         rows = len(tokens)
         if rows % self.cases:
             raise ValueError(f"SharedPromptDecoder: {rows} rows for {self.cases} cases; rows must be case-major")
@@ -276,7 +269,7 @@ def shared_prompt_core(model):
     """The decoder stack :class:`SharedPromptDecoder` steps through (``model.model`` of a
     Qwen2 causal LM, under any peft wrapper), or ``None`` where it does not apply: another
     architecture, or sliding-window attention."""
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    lm = base_model(model)
     config = getattr(lm, "config", None)
     if getattr(config, "model_type", None) != "qwen2" or getattr(config, "use_sliding_window", False):
         return None
@@ -296,7 +289,7 @@ def shared_row_floats(model, prompt: int, decoded: int) -> int:
     ``prompt``-token prompt, ``decoded`` tokens in: the prompt cache is per row for
     :class:`CausalLMDecoder`, per case (only its attention scores per row) for
     :class:`SharedPromptDecoder`."""
-    config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+    config = base_model(model).config
     if shared_prompt_core(model) is not None:
         return row_floats(config, decoded, attended=prompt)
     return row_floats(config, prompt + decoded)
