@@ -8,12 +8,13 @@ tuner, the renderer) when it runs, so ``--help`` and argument errors answer at o
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tabulate import tabulate
 
@@ -116,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     seeds = _seeds(args.seeds)
     overrides = parse_assignments(args.param or [])
     _check_overrides(overrides, methods)
+    variants = _variants(args.variant, overrides, methods)
     # Each run's method is resolved once, here: the same object gives the run key and the fit.
     tuned: dict[tuple[str, str], tuple[dict, int]] = {}
     once = {method: resolve_method(method, args.profile, _method_overrides(overrides, method)) for method in methods}
@@ -177,6 +179,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                         continue
                     row, evaluation, split_obj = execute(request, cache_dir=args.cache,
                                                          progress=not args.no_progress, method=method_resolved)
+                    if method in variants:
+                        row["info"]["variant"] = variants[method]
                     store.add(row, command=command, tuned_trials=trials)
                 a = row["metrics"]["all"]
                 print(f"done {label}: R@10 {a['recall@10']:.4f} N@10 {a['ndcg@10']:.4f} "
@@ -205,6 +209,27 @@ def _check_overrides(overrides: dict[str, str], methods: list[str]) -> None:
             raise ParameterError(
                 f"--param {key}: no selected method declares it; known: {', '.join(sorted(declared)) or 'none'}"
             )
+
+
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,39}")
+
+
+def _variants(name: str | None, overrides: dict[str, str], methods: list[str]) -> dict[str, dict[str, Any]]:
+    """With ``--variant NAME``, per method with ``--param`` overrides, the variant its runs
+    are stored as: a board row of its own (``METHOD[NAME]``) beside the method's, never
+    replacing it. Without it, the runs are the method's latest configuration, as before."""
+    if name is None:
+        return {}
+    out = {method: {"name": name, "params": own} for method in methods
+           if (own := _method_overrides(overrides, method))}
+    if not out:
+        raise ParameterError(f"--variant {name}: it names the runs of a --param change, and no --param applies to "
+                             f"--methods {','.join(methods)}; add the --param that makes the variant, or drop "
+                             "--variant")
+    if not VARIANT_NAME.fullmatch(name):
+        raise ParameterError(f"--variant {name!r}: use 1-40 letters, digits and . _ + - (starting with a letter or "
+                             "digit), e.g. --variant cosine-head")
+    return out
 
 
 def _method_overrides(overrides: dict[str, str], method: str) -> dict[str, str]:
@@ -434,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="tiny", help="tiny (CPU, minutes) or paper")
     run.add_argument("--param", action="append", metavar="[METHOD:]KEY=VALUE",
                      help="override a parameter, e.g. recommender.epochs=3 or sasrec-ce:recommender.epochs=3")
+    run.add_argument("--variant", metavar="NAME",
+                     help="store the runs of a --param change as the variant NAME: a board row METHOD[NAME] beside the "
+                     "method's own (without it they are the method's latest configuration and replace its row)")
     run.add_argument("--keep-seen", action="store_true",
                      help="keep the user's history items rankable (the generative papers' protocol); "
                      "default: excluded from every ranking")
@@ -482,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compare", help="paired bootstrap test between stored methods on one board")
     comp.add_argument("methods", nargs="+", metavar="METHOD",
-                      help="two or more methods on the board (a tuned row: METHOD@tuned); every pair is compared")
+                      help="two or more methods on the board (a tuned row: METHOD@tuned, a variant: "
+                      "METHOD[VARIANT]); every pair is compared")
     comp.add_argument("--dataset", default="ml-100k")
     comp.add_argument("--split", default="loo")
     comp.add_argument("--subset", default="all", help="all, warm, cold, new-user or a popularity group G1..G4")

@@ -16,7 +16,7 @@ from typing import Any
 from benchmark.data.splits import POPULARITY_GROUPS
 from benchmark.errors import BenchmarkError
 from benchmark.evaluation.statistics import bootstrap_interval, paired_bootstrap_pvalue
-from benchmark.leaderboard import Entry, _entries, _masks, board_profile, current_digest
+from benchmark.leaderboard import Entry, _entries, _masks, board_profile, current_digest, variant_suffix
 from benchmark.store import Store
 
 TUNED = "@tuned"
@@ -55,12 +55,13 @@ HEADER = ["A", "B", "Subset", "A mean", "B mean", "A - B [95% CI]", "p", "Seeds 
 
 
 def _label(entry: Entry) -> str:
-    return entry.first["method"] + (TUNED if entry.first["tuned_trials"] else "")
+    return entry.first["method"] + variant_suffix(entry.first) + (TUNED if entry.first["tuned_trials"] else "")
 
 
 def board_entries(store: Store, dataset: str, split: str, profile: str | None = None) -> tuple[list[Entry], str]:
     """The rows of the board of ``dataset`` / ``split`` (its current split digest, the given
-    profile or the one the board shows), each labelled ``method`` or ``method@tuned``."""
+    profile or the one the board shows), each labelled ``method``, ``method@tuned`` or, for a
+    variant stored with ``run --param``, ``method[variant]``."""
     rows = store.rows(dataset=dataset, split=split)
     if not rows:
         raise CompareError(f"the store holds no run of dataset {dataset!r} with split {split!r}; "
@@ -90,7 +91,8 @@ def compare(store: Store, dataset: str, split: str, methods: list[str], subset: 
     missing = [m for m in methods if m not in by_label]
     if missing:
         raise CompareError(f"no {chosen!r} run of {', '.join(repr(m) for m in missing)} on the {dataset} {split} "
-                           f"board; its methods: {', '.join(sorted(by_label))} (a tuned row is METHOD{TUNED})")
+                           f"board; its methods: {', '.join(sorted(by_label))} (a tuned row is METHOD{TUNED}, "
+                           "a variant METHOD[VARIANT])")
     masks = _masks(entries[0].first)
     if subset not in masks:
         raise CompareError(f"--subset {subset!r}: give one of {', '.join(masks)}")

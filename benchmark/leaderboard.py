@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
+import shlex
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,18 @@ def fits(run: dict[str, Any]) -> list[dict[str, Any]]:
              "seconds": None}]
 
 
+def variant(row: dict[str, Any]) -> str:
+    """The variant name a run was stored under (``run --param``, ``--variant``): a
+    configuration shown as a row of its own beside the method's; ``""`` for the method's."""
+    return ((row.get("info") or {}).get("variant") or {}).get("name", "")
+
+
+def variant_suffix(row: dict[str, Any]) -> str:
+    """``[name]`` after a variant's method name; ``""`` for the method's own row."""
+    name = variant(row)
+    return f"[{name}]" if name else ""
+
+
 @dataclass
 class Entry:
     """One leaderboard row: a method configuration and its runs over seeds."""
@@ -82,7 +95,7 @@ class Entry:
     @property
     def name(self) -> str:
         trials = self.first["tuned_trials"]
-        return (self.first["method"] + (f" (tuned, {trials} trials)" if trials else "")
+        return (self.first["method"] + variant_suffix(self.first) + (f" (tuned, {trials} trials)" if trials else "")
                 + ("" if self.first["exclude_seen"] else " (seen kept)")
                 + ("" if self.converged else f" {NOT_CONVERGED}"))
 
@@ -113,7 +126,7 @@ class Entry:
     @property
     def short_name(self) -> str:
         """The name in the headline table: the method, ``tuned`` / ``seen kept`` when so, ``‡``."""
-        return (self.first["method"] + (" tuned" if self.first["tuned_trials"] else "")
+        return (self.first["method"] + variant_suffix(self.first) + (" tuned" if self.first["tuned_trials"] else "")
                 + ("" if self.first["exclude_seen"] else " seen kept")
                 + ("" if self.converged else f" {NOT_CONVERGED}"))
 
@@ -141,7 +154,7 @@ def _entries(rows: list[dict[str, Any]]) -> tuple[list[Entry], list[tuple[dict[s
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     left_out: list[tuple[dict[str, Any], str]] = []
     for row in rows:
-        key = (row["method"], row["profile"], row["exclude_seen"], row["tuned_trials"],
+        key = (row["method"], variant(row), row["profile"], row["exclude_seen"], row["tuned_trials"],
                json.dumps(row["params"], sort_keys=True))
         # A re-run of a seed (e.g. after a plugin's code changed) replaces the older one.
         replaced = [r for r in groups[key] if r["seed"] == row["seed"]]
@@ -150,7 +163,7 @@ def _entries(rows: list[dict[str, Any]]) -> tuple[list[Entry], list[tuple[dict[s
     latest: dict[tuple, list[dict[str, Any]]] = {}
     for group in groups.values():
         first = group[-1]
-        key = (first["method"], first["profile"], first["exclude_seen"], first["tuned_trials"] > 0)
+        key = (first["method"], variant(first), first["profile"], first["exclude_seen"], first["tuned_trials"] > 0)
         if key in latest and _newest(latest[key]) > _newest(group):
             left_out += [(r, "an older configuration of the method") for r in group]
             continue
@@ -287,7 +300,7 @@ def build_tables(rows: list[dict[str, Any]], split: str = "") -> dict[str, Any]:
         first = entry.first
         seeds = ",".join(str(r["seed"]) for r in entry.runs)
         line = [entry.name, first["backbone"], first["profile"], seeds]
-        record = {"method": first["method"], "tuned_trials": first["tuned_trials"],
+        record = {"method": first["method"], "variant": variant(first), "tuned_trials": first["tuned_trials"],
                   "baseline": entry.baseline, "family": entry.family, "backbone": first["backbone"],
                   "profile": first["profile"], "seeds": seeds}
         for subset, _ in SUBSETS:
@@ -382,6 +395,10 @@ def rerun_command(rows: list[dict[str, Any]]) -> str:
         parts.append("--keep-seen")
     if first["tuned_trials"]:
         parts.append("--tuned")
+    stored = (first.get("info") or {}).get("variant") or {}
+    if stored:
+        parts += [f"--param {shlex.quote(f'{key}={value}')}" for key, value in sorted(stored["params"].items())]
+        parts.append(f"--variant {shlex.quote(stored['name'])}")
     return " ".join(parts)
 
 
@@ -402,8 +419,8 @@ def _left_out_lines(left_out: list[tuple[dict[str, Any], str]]) -> list[str]:
         return []
     grouped: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row, reason in left_out:
-        grouped[(reason, row["method"], row["tuned_trials"], row["profile"], row["exclude_seen"],
-                 row["split_digest"])].append(row)
+        grouped[(reason, row["method"] + variant_suffix(row), row["tuned_trials"], row["profile"],
+                 row["exclude_seen"], row["split_digest"])].append(row)
     lines = ["## Runs left out of this board", "",
              "The store and the results archive keep them; they are not mixed into the table above.", ""]
     for (reason, method, trials, *_), rows in sorted(grouped.items(), key=lambda item: item[0]):
@@ -540,9 +557,12 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
     small = [s for s, _ in SUBSETS if 0 < counts[s] < SMALL_SUBSET]
     split_info = (latest["info"] or {}).get("split", {})
     produced = ("Produced by: " + "; ".join(f"`{c}`" for c in commands)) if commands else "Produced by: (not recorded)"
+    machines = Counter(r["machine"] for r in rows)
     facts = [
         f"Date of the latest run: {latest['created_at']}",
-        f"Machine: {', '.join(sorted({r['machine'] for r in rows}))}",
+        "Machine: " + "; ".join(
+            f"{m} ({n} run{'s' if n > 1 else ''})" if len(machines) > 1 else m
+            for m, n in sorted(machines.items())),
         f"Profile: {', '.join(sorted({r['profile'] for r in rows}))}",
         "Packages: " + ", ".join(f"{p} {versions.get(p, '?')}" for p in SHOWN_VERSIONS),
         f"Split: {split_info.get('protocol', split)}; protocol version {split_info.get('protocol_version', 1)}; "

@@ -201,6 +201,46 @@ def test_compare_raises_a_benchmark_error_not_a_traceback(boards):
         compare(Store(boards[1]), "synthetic", "loo", ["pop", "sasrec-ce@tuned"])
 
 
+def test_a_variant_is_a_row_of_its_own_beside_the_method_with_a_rerun_command_that_finds_it(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/r.db"
+    folder = tmp_path / "boards"
+    base = ["run", "--dataset", "synthetic", "--split", "loo", "--store", url, "--leaderboards", str(folder),
+            "--no-progress", "--methods", "sasrec-ce"]
+    assert main([*base, "--seeds", "0,1", "--param", "recommender.epochs=1"]) == 0
+    assert main([*base, "--seeds", "0", "--param", "recommender.epochs=2", "--variant", "two-epochs"]) == 0
+    board = (folder / "synthetic-loo.md").read_text()
+    _, rows = markdown_table(board, "## Every metric")
+    seeds = {row[0].removesuffix(f" {NOT_CONVERGED}"): row[3] for row in rows}
+    # The variant did not replace the method's two seeds: both rows stand, each with its own runs.
+    assert seeds == {"sasrec-ce": "0,1", "sasrec-ce[two-epochs]": "0"}
+    assert "## Runs left out of this board" not in board
+    (comparison,), _ = compare(Store(url), "synthetic", "loo", ["sasrec-ce[two-epochs]", "sasrec-ce"])
+    assert (comparison.seeds_a, comparison.seeds_b) == (1, 2)
+    # The variant's re-run command names its parameter and variant: run again, it finds the stored run.
+    rerun = next(line for line in (folder / "synthetic-loo.html").read_text().splitlines()
+                 if "--variant two-epochs" in line)
+    assert "--param recommender.epochs=2" in rerun
+    capsys.readouterr()
+    assert main([*base, "--seeds", "0", "--param", "recommender.epochs=2", "--variant", "two-epochs"]) == 0
+    assert "skip synthetic loo sasrec-ce seed=0: already in the store" in capsys.readouterr().out
+    # Without --variant a --param run is the method's latest configuration, as before: it replaces the row.
+    assert main([*base, "--seeds", "0", "--param", "recommender.epochs=3"]) == 0
+    _, rows = markdown_table((folder / "synthetic-loo.md").read_text(), "## Every metric")
+    assert sorted(row[0].removesuffix(f" {NOT_CONVERGED}") for row in rows) == ["sasrec-ce", "sasrec-ce[two-epochs]"]
+    assert {row[3] for row in rows} == {"0"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variant", "two"], "--variant two: it names the runs of a --param change, and no --param applies"),
+    (["--variant", "two epochs", "--param", "recommender.epochs=2"], "--variant 'two epochs': use 1-40 letters"),
+])
+def test_a_variant_needs_a_param_and_a_plain_name(tmp_path, capsys, args, message):
+    assert main(["run", "--dataset", "synthetic", "--methods", "sasrec-ce", "--store", f"sqlite:///{tmp_path}/r.db",
+                 "--leaderboards", str(tmp_path), "--no-progress", *args]) == 2
+    assert message in one_error_line(capsys)
+    assert not (tmp_path / "r.db").exists()
+
+
 def _browser():
     """A headless Chromium driven by Selenium, or the reason there is none."""
     try:

@@ -153,6 +153,18 @@ def test_run_stores_resumes_saves_rankings_and_renders(tmp_path, capsys):
     assert "n/a" in board  # the loo split of synthetic data has no cold test case
     assert (boards / "synthetic-loo.csv").read_text().startswith("method,")
 
+    # Runs from two machines: the board names both, each with its count of runs.
+    import sqlalchemy as sa
+
+    from benchmark.leaderboard import render
+    from benchmark.store import runs as runs_table
+    store = Store(url)
+    with store.engine.begin() as connection:
+        connection.execute(sa.update(runs_table).where(runs_table.c.seed == 1).values(machine="other box"))
+    machine_line = next(line for line in render(store, "synthetic", "loo", boards).read_text().splitlines()
+                        if line.startswith("- Machine: "))
+    assert machine_line.endswith("; other box (1 run)") and machine_line.count("(1 run)") == 2
+
 
 def test_leaderboard_command_renders_from_store_only(tmp_path):
     url = f"sqlite:///{tmp_path}/results.db"
