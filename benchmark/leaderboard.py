@@ -29,7 +29,7 @@ from benchmark.evaluation.statistics import (
     paired_bootstrap_pvalue,
 )
 from benchmark.html_board import write_html
-from benchmark.plugins import method_family
+from benchmark.plugins import get_methods, method_family
 from benchmark.store import Store
 
 SUBSETS = (("all", "All"), ("warm", "Warm"), ("cold", "Cold"), ("new-user", "New-user"))
@@ -413,6 +413,19 @@ def _pending_lines(methods: list[str], dataset: str, split: str, profile: str) -
             f"{','.join(methods)} --seeds 0,1,2`", ""]
 
 
+def _never_run_lines(methods: list[str], dataset: str, split: str, profile: str) -> list[str]:
+    """The registered methods without any run on this board (methods that take an argument,
+    ``recbole:ARG``, cannot be listed): what a complete board still needs."""
+    if not methods:
+        return []
+    return ["## Registered methods with no run on this board", "",
+            (f"{len(methods)} registered methods have" if len(methods) > 1 else "1 registered method has")
+            + f" no run here yet: {', '.join(methods)} (methods written "
+            "`NAME:ARG`, such as `recbole:GRU4Rec` or `cornac:TIGER`, are not listed). Under this board's profile:",
+            "", f"`genrec-bench run --dataset {dataset} --split {split} --profile {profile} --methods "
+            f"{','.join(methods)} --seeds 0,1,2`", ""]
+
+
 def _left_out_lines(left_out: list[tuple[dict[str, Any], str]]) -> list[str]:
     """Markdown list of the runs a board does not show, grouped, each with a re-run command."""
     if not left_out:
@@ -539,6 +552,8 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
                     if r["profile"] != profile]
     shown = {r["method"] for r in rows if r["profile"] == profile}
     pending = sorted({r["method"] for r in rows if r["profile"] != profile and not r["tuned_trials"]} - shown)
+    never = sorted(name for name, spec in get_methods().items()
+                   if not spec.argument_param and name not in {r["method"] for r in rows})
     rows = [r for r in rows if r["profile"] == profile]
     tables = build_tables(rows, split)
     profile_notes = _profile_notes(rows)
@@ -644,6 +659,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         *notes,
         "",
         *_pending_lines(pending, dataset, split, profile),
+        *_never_run_lines(never, dataset, split, profile),
         *_left_out_lines(tables["left_out"] + other_split),
         *_reading_notes(reading, reading_text),
     ]

@@ -106,6 +106,13 @@ def test_a_board_says_which_methods_have_no_rows_of_its_profile_yet(tmp_path):
     assert "under another profile only: sasrec-ce." in pending
     assert ("`genrec-bench run --dataset synthetic --split loo --profile cpu --methods sasrec-ce --seeds 0,1,2`"
             in pending)
+    # Every registered method without any run here is named too, with the command that adds it.
+    never = board.split("## Registered methods with no run on this board")[1].split("\n## ")[0]
+    listed = never.split("have no run here yet: ")[1].split(" (methods written")[0].split(", ")
+    from benchmark import plugins
+    registered = {name for name, spec in plugins.get_methods().items() if not spec.argument_param}
+    assert set(listed) == registered - {"pop", "sasrec-ce"} and "tiger" in listed and "recbole" not in listed
+    assert f"--profile cpu --methods {','.join(listed)} --seeds 0,1,2`" in never
 
 
 def test_fit_time_counts_the_processes_before_a_resume():
