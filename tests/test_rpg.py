@@ -11,7 +11,7 @@ from benchmark import hookimpl
 from benchmark.components import MethodSpec
 from benchmark.nn.sequences import right_aligned
 from benchmark.runner import RunRequest, execute
-from plugins.recommenders.rpg import RPGModel, training_windows
+from plugins.recommenders.rpg import RPGModel, sliding_windows, training_windows
 
 PARAMS = {"layers": 2, "d_model": 16, "heads": 2, "head_dim": 8, "d_ff": 32, "dropout": 0.0, "digit_logits": "dot",
           "temperature": 0.07, "activation": "relu"}
@@ -33,6 +33,38 @@ def test_windows_hold_every_transition_once_and_drop_single_items():
     other = training_windows(train, 4, seed=0, epoch=1)
     assert [w.tolist() for w in windows] == [w.tolist() for w in again]
     assert sorted(map(tuple, windows)) == sorted(map(tuple, other))  # the same windows, reshuffled
+
+
+def test_sliding_windows_supervise_every_target_once_each_after_the_first_window_with_a_full_history():
+    # RPG's official rows: the first window supervises every position, each later window its last one.
+    train = [np.arange(10), np.array([3]), np.array([4, 5, 6])]
+    rows = sliding_windows(train, 4, seed=0, epoch=0)
+    supervised = []
+    for window, last_only in rows:
+        assert 2 <= len(window) <= 4
+        positions = [len(window) - 1] if last_only else range(1, len(window))
+        supervised += [(tuple(window[:t].tolist()), int(window[t])) for t in positions]
+        if last_only:
+            assert len(window) == 4  # a full history of 3 items before its one target
+    expected = [(tuple(range(max(0, t - 3), t)), t) for t in range(1, 10)] + [((4,), 5), ((4, 5), 6)]
+    assert sorted(supervised) == sorted(expected)
+    assert len(rows) == 1 + 6 + 1  # user 0: its first window and one per target 4..9; user 2: one window
+    assert [(w.tolist(), f) for w, f in sliding_windows(train, 4, 0, 1)] != [(w.tolist(), f) for w, f in rows]
+
+
+def test_a_last_only_row_is_trained_on_its_last_target_alone():
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 5, size=(12, 3))
+    model = _model(codes, (5, 5, 5))
+    windows = [np.array([1, 2, 3, 4]), np.array([5, 6, 7, 8])]
+    index = right_aligned(windows, 4)
+    with torch.no_grad():
+        states = model.hidden(index[:, :-1])
+        per_position = [[-sum(float(model.digit_log_probs(states[row, t])[m, codes[w[t + 1], m]]) for m in range(3))
+                         for t in range(3)] for row, w in enumerate(windows)]
+        mixed = model.loss(index, torch.tensor([False, True]))
+        assert mixed.item() == pytest.approx((sum(per_position[0]) + per_position[1][2]) / 4, abs=1e-4)
+        assert model.loss(index, torch.tensor([False, False])).item() == pytest.approx(model.loss(index).item())
 
 
 def test_permuting_the_digit_order_changes_no_score():
@@ -105,11 +137,13 @@ def register_methods(register) -> None:
     register(MethodSpec(name="rpg-rqvae", tokenizer="rqvae", recommender="rpg", description="RPG on RQ-VAE codes"))
 
 
-def test_rpg_learns_planted_structure_end_to_end(register_plugin, shared_cache):
+@pytest.mark.parametrize("windows", ["disjoint", "sliding"])
+def test_rpg_learns_planted_structure_end_to_end(register_plugin, shared_cache, windows):
     register_plugin(make_plugin(register_methods=register_methods))
     pop, _, _ = execute(RunRequest("synthetic", "loo", "pop"), shared_cache, False)
     params = {"recommender.epochs": 8, "recommender.patience": 8, "recommender.batch_size": 32,
-              "recommender.d_model": 32, "recommender.heads": 2, "recommender.head_dim": 16, "recommender.d_ff": 64}
+              "recommender.d_model": 32, "recommender.heads": 2, "recommender.head_dim": 16, "recommender.d_ff": 64,
+              "recommender.windows": windows}
     row, evaluation, split = execute(RunRequest("synthetic", "loo", "rpg-rqvae", params=params), shared_cache, False)
     assert row["metrics"]["all"]["ndcg@10"] > 2 * pop["metrics"]["all"]["ndcg@10"]
     for ranking, seen in zip(evaluation.rankings, split.test.seen):
@@ -142,7 +176,8 @@ def test_cosine_digit_logits_are_bounded_by_the_temperature_and_stay_digit_order
 
 @pytest.mark.parametrize(("param", "value", "message"), [
     ("digit_logits", "softmax", "parameter 'digit_logits' is 'softmax'; give dot or cosine"),
-    ("activation", "tanh", "parameter 'activation' is 'tanh'; give relu or gelu")])
+    ("activation", "tanh", "parameter 'activation' is 'tanh'; give relu or gelu"),
+    ("windows", "all", "parameter 'windows' is 'all'; give disjoint or sliding")])
 def test_rpg_head_faults_fail_in_one_line(param, value, message):
     from benchmark import plugins
     from benchmark.errors import ParameterError

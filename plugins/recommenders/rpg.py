@@ -20,7 +20,9 @@ embedding, e.g. 32 digits of 256 codes); here any ``codes`` identifiers work.
 Digits enter only through per-digit tables and heads and a mean, so the model does not
 depend on the order of the digits (a test permutes them). Training windows: each user's
 training sequence cut, from its end, into windows of ``max_history`` + 1 items (the
-model input cap), every window every epoch, shuffled by seed and epoch.
+model input cap), every window every epoch, shuffled by seed and epoch; ``windows=sliding``
+trains on RPG's official rows instead (:func:`sliding_windows`: every target after a
+sequence's first window with its full history, about ``max_history`` times the compute).
 """
 
 from __future__ import annotations
@@ -53,7 +55,13 @@ PARAMS = (
           minimum=1e-4, unkeyed_default=True),
     Param("activation", str, "relu", "the MLP's activation: relu, or gelu (RPG's official code)",
           unkeyed_default=True),
+    Param("windows", str, "disjoint", "training rows: disjoint (each sequence cut from its end into windows that "
+          "share one item, every position supervised: each target once, with the context its place in the window "
+          "gives) or sliding (RPG's official code and Cornac's RPG: the first window supervises every position, "
+          "then a window ending at each later target supervises that target only, with the full history)",
+          unkeyed_default=True),
 )
+WINDOWS = ("disjoint", "sliding")
 DIGIT_LOGITS = ("dot", "cosine")
 ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU}
 
@@ -64,6 +72,8 @@ def check_params(params: dict[str, Any]) -> None:
         raise ParameterError(f"{OWNER}: parameter 'digit_logits' is {params['digit_logits']!r}; give dot or cosine")
     if params["activation"] not in ACTIVATIONS:
         raise ParameterError(f"{OWNER}: parameter 'activation' is {params['activation']!r}; give relu or gelu")
+    if params["windows"] not in WINDOWS:
+        raise ParameterError(f"{OWNER}: parameter 'windows' is {params['windows']!r}; give disjoint or sliding")
 
 
 def training_windows(train: list[np.ndarray], length: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -81,6 +91,23 @@ def training_windows(train: list[np.ndarray], length: int, seed: int, epoch: int
                 break
     order = np.random.default_rng([seed, epoch]).permutation(len(windows)) if windows else []
     return [windows[i] for i in order]
+
+
+def sliding_windows(train: list[np.ndarray], length: int, seed: int, epoch: int) -> list[tuple[np.ndarray, bool]]:
+    """RPG's official training rows: per sequence, its first ``length`` items as one window
+    with every position supervised, then for each later target the window of ``length``
+    items ending at it, supervising that target only (``True``: the last position only).
+    Each target is supervised once, every one after the first window with a full history.
+    Sequences of one item are dropped. Shuffled by seed and epoch."""
+    rows = []
+    for sequence in train:
+        if len(sequence) < 2:
+            continue
+        rows.append((np.asarray(sequence[:length], np.int64), False))
+        rows += [(np.asarray(sequence[end - length:end], np.int64), True)
+                 for end in range(length + 1, len(sequence) + 1)]
+    order = np.random.default_rng([seed, epoch]).permutation(len(rows)) if rows else []
+    return [rows[i] for i in order]
 
 
 class Block(torch.nn.Module):
@@ -174,12 +201,18 @@ class RPGModel(torch.nn.Module):
         digit = torch.arange(self.digits, device=states.device)
         return log_probs[:, digit[None, :], self.codes].sum(-1)  # (B, n_items)
 
-    def loss(self, index: torch.Tensor) -> torch.Tensor:
+    def loss(self, index: torch.Tensor, last_only: torch.Tensor | None = None) -> torch.Tensor:
         """Next-item loss of windows ``index`` (B, L): at every position with a real item
-        before a real next item, the cross-entropy of each next-item digit, summed over digits."""
+        before a real next item (only the last one in rows where ``last_only`` (B,) is
+        true), the cross-entropy of each next-item digit, summed over digits, averaged over
+        the supervised positions."""
         states = self.hidden(index[:, :-1])
         targets = index[:, 1:]
         supervised = (targets >= 0) & (index[:, :-1] >= 0)
+        if last_only is not None:
+            last = torch.zeros_like(supervised)
+            last[:, -1] = True
+            supervised &= ~last_only[:, None] | last
         log_probs = self.digit_log_probs(states[supervised])  # (S, M, vocab)
         target_codes = self.codes[targets[supervised]]  # (S, M)
         picked = log_probs.gather(-1, target_codes[..., None]).squeeze(-1)
@@ -212,15 +245,22 @@ class RPGRecommender(Recommender):
         self.device = pick_device(p["device"], context.device, OWNER)
         torch.manual_seed(self.seed)
         self._build(identifiers, data)
-        count = len(training_windows(data.train, self.length + 1, self.seed, 0))
+        def rows(epoch: int) -> list[tuple[np.ndarray, bool]]:
+            if p["windows"] == "sliding":
+                return sliding_windows(data.train, self.length + 1, self.seed, epoch)
+            return [(w, False) for w in training_windows(data.train, self.length + 1, self.seed, epoch)]
+
+        count = len(rows(0))
         if not count:
             raise PluginError(f"{OWNER}: no user has two training items to learn from")
 
         def epoch_batches(epoch: int):
-            return batches(training_windows(data.train, self.length + 1, self.seed, epoch), p["batch_size"])
+            return batches(rows(epoch), p["batch_size"])
 
-        def loss_of(windows: list[np.ndarray]) -> torch.Tensor:
-            return self.model.loss(right_aligned(windows, self.length + 1).to(self.device))
+        def loss_of(batch: list[tuple[np.ndarray, bool]]) -> torch.Tensor:
+            index = right_aligned([w for w, _ in batch], self.length + 1).to(self.device)
+            last_only = torch.as_tensor([flag for _, flag in batch], device=self.device)
+            return self.model.loss(index, last_only if last_only.any() else None)
 
         self.training = train(self.model, p, context, "train rpg", count, epoch_batches, loss_of,
                               lambda: context.validate(self, limit=p["valid_cases"] or None))
