@@ -64,6 +64,18 @@ def fits(run: dict[str, Any]) -> list[dict[str, Any]]:
              "seconds": None}]
 
 
+def compact_table(rows: list[list[str]], headers: list[str]) -> str:
+    """A github table whose columns are as wide as their widest cell or header, without
+    tabulate's two extra spaces after each header: the headline must fit 100 columns."""
+    import tabulate as tabulate_module
+
+    padding, tabulate_module.MIN_PADDING = tabulate_module.MIN_PADDING, 0
+    try:
+        return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    finally:
+        tabulate_module.MIN_PADDING = padding
+
+
 def variant(row: dict[str, Any]) -> str:
     """The variant name a run was stored under (``run --param``, ``--variant``): a
     configuration shown as a row of its own beside the method's; ``""`` for the method's."""
@@ -605,7 +617,7 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
         f"Every metric, with four decimals and the spread over seeds, follows; the same board as a web page: "
         f"[{stem}.html]({stem}.html).",
         "",
-        tabulate(tables["headline"], headers=tables["headline_header"], tablefmt="github", disable_numparse=True),
+        compact_table(tables["headline"], tables["headline_header"]),
         "",
         "## Every metric",
         "",
