@@ -61,7 +61,7 @@ def _label(entry: Entry) -> str:
 def board_entries(store: Store, dataset: str, split: str, profile: str | None = None) -> tuple[list[Entry], str]:
     """The rows of the board of ``dataset`` / ``split`` (its current split digest, the given
     profile or the one the board shows), each labelled ``method``, ``method@tuned`` or, for a
-    variant stored with ``run --param``, ``method[variant]``."""
+    variant stored with ``run --variant``, ``method[variant]``."""
     rows = store.rows(dataset=dataset, split=split)
     if not rows:
         raise CompareError(f"the store holds no run of dataset {dataset!r} with split {split!r}; "
