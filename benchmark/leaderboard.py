@@ -564,8 +564,8 @@ def render(store: Store, dataset: str, split: str, out_dir: str | Path = "leader
                     if r["profile"] != profile]
     shown = {r["method"] for r in rows if r["profile"] == profile}
     pending = sorted({r["method"] for r in rows if r["profile"] != profile and not r["tuned_trials"]} - shown)
-    never = sorted(name for name, spec in get_methods().items()
-                   if not spec.argument_param and name not in {r["method"] for r in rows})
+    present = {r["method"] for r in rows}
+    never = sorted(name for name, spec in get_methods().items() if not spec.argument_param and name not in present)
     rows = [r for r in rows if r["profile"] == profile]
     tables = build_tables(rows, split)
     profile_notes = _profile_notes(rows)

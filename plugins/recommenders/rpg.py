@@ -260,8 +260,7 @@ class RPGRecommender(Recommender):
 
         def loss_of(batch: list[tuple[np.ndarray, bool]]) -> torch.Tensor:
             index = right_aligned([w for w, _ in batch], self.length + 1).to(self.device)
-            last_only = torch.as_tensor([flag for _, flag in batch], device=self.device)
-            return self.model.loss(index, last_only if last_only.any() else None)
+            return self.model.loss(index, torch.as_tensor([flag for _, flag in batch], device=self.device))
 
         self.training = train(self.model, p, context, "train rpg", count, epoch_batches, loss_of,
                               lambda: context.validate(self, limit=p["valid_cases"] or None))
