@@ -177,11 +177,14 @@ def cmd_run(args: argparse.Namespace) -> None:
                     if not args.force and store.has(key):
                         print(f"skip {label}: finished by another run meanwhile{skipped}", flush=True)
                         continue
+                    def store_row(row: dict[str, Any], method: str = method, trials: int = trials) -> None:
+                        if method in variants:
+                            row["info"]["variant"] = variants[method]
+                        store.add(row, command=command, tuned_trials=trials)
+
                     row, evaluation, split_obj = execute(request, cache_dir=args.cache,
-                                                         progress=not args.no_progress, method=method_resolved)
-                    if method in variants:
-                        row["info"]["variant"] = variants[method]
-                    store.add(row, command=command, tuned_trials=trials)
+                                                         progress=not args.no_progress, method=method_resolved,
+                                                         store_row=store_row)
                 a = row["metrics"]["all"]
                 print(f"done {label}: R@10 {a['recall@10']:.4f} N@10 {a['ndcg@10']:.4f} "
                       f"train {row['train_seconds']:.1f}s", flush=True)

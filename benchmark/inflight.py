@@ -6,12 +6,13 @@ request resumes from it. A fit longer than a machine's lease resumes on another 
 when its checkpoint and the artifacts its run reads (the tokenizer's cached identifiers,
 the shared embeddings: everything else in the cache, keyed by content hash) are there too:
 
-- :func:`describe` lists the checkpoints: run, epoch reached, best validation NDCG@10,
-  training minutes;
+- :func:`describe` lists the checkpoints: run, epoch reached (``finished`` for a fit that
+  ended and whose run has not stored its row yet: killed while ranking, say), best
+  validation NDCG@10, training minutes;
 - :func:`export` copies them with the rest of the cache into a folder and writes a
   ``README.md`` listing what it holds and how to resume;
 - :func:`import_` copies such a folder into a cache; a checkpoint the cache already holds
-  at the same or a later epoch is kept.
+  at the same or a later epoch (or finished) is kept.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def _state(path: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) and "epoch" in state and "records" in state else None
 
 
+def _reached(state: dict[str, Any]) -> tuple[bool, int]:
+    """How far a checkpoint's fit got: a finished fit is ahead of any unfinished one."""
+    return bool(state.get("finished")), int(state["epoch"])
+
+
 def describe(cache: str | Path) -> list[dict[str, Any]]:
     """One entry per readable checkpoint under ``<cache>/checkpoints``, oldest first."""
     folder = Path(cache) / "checkpoints"
@@ -52,7 +58,7 @@ def describe(cache: str | Path) -> list[dict[str, Any]]:
         entries.append({"method": run.get("method", "?"), "dataset": run.get("dataset", "?"),
                         "split": run.get("split", "?"), "seed": run.get("seed", "?"),
                         "profile": run.get("profile", "?"), "fit": run.get("fit", "?"),
-                        "epoch": int(state["epoch"]) + 1,
+                        "epoch": f"{int(state['epoch']) + 1}" + (" (finished)" if state.get("finished") else ""),
                         "best": f"{best['ndcg@10']:.4f} ({int(best['epoch']) + 1})" if best else "-",
                         "minutes": float(state.get("seconds", 0.0)) / 60, "file": path.name})
     return entries
@@ -93,7 +99,8 @@ def export(cache: str | Path, folder: str | Path) -> list[dict[str, Any]]:
         f"Written by `genrec-bench checkpoints --export {folder}` on {now:%Y-%m-%d %H:%M} UTC: the checkpoints of "
         "the fits below (after the epoch shown) and the artifacts their runs read. To resume them on "
         f"another machine: `genrec-bench checkpoints --import {folder}`, then the same `genrec-bench run` "
-        "request (it resumes after the epoch shown; a finished fit removes its checkpoint).",
+        "request (it resumes after the epoch shown; a fit marked finished is not trained again, its run ranks "
+        "the test cases with the kept weights and removes the checkpoint once its row is stored).",
         "",
         *("    " + line for line in table(entries).splitlines()),
         "",
@@ -115,7 +122,7 @@ def import_(folder: str | Path, cache: str | Path) -> tuple[list[str], list[str]
         target = cache / relative
         if path.parent.name == "checkpoints" and target.exists():
             mine, theirs = _state(target), _state(path)
-            if mine is not None and (theirs is None or mine["epoch"] >= theirs["epoch"]):
+            if mine is not None and (theirs is None or _reached(mine) >= _reached(theirs)):
                 kept.append(path.name)
                 continue
         elif target.exists():

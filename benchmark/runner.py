@@ -14,7 +14,7 @@ import platform
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +31,7 @@ from benchmark.data.splits import DEFAULT_MAX_HISTORY, Split, make_split, valida
 from benchmark.errors import PluginError
 from benchmark.evaluation.evaluator import Evaluation, evaluate
 from benchmark.methods import ResolvedMethod, resolve_method
+from benchmark.nn.engine import release
 from benchmark.preflight import check_methods, check_recommender
 
 PACKAGES = ("torch", "transformers", "peft", "recbole", "cornac", "numpy", "pandas", "scipy", "optuna",
@@ -346,8 +347,14 @@ def execute(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     method: ResolvedMethod | None = None,
+    store_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], Evaluation, Split]:
-    """Fit, evaluate on test once, and return the result row (not yet stored)."""
+    """Fit, evaluate on test once, and return the result row.
+
+    ``store_row(row)``, when given, stores the row; the fits' finished checkpoints are
+    deleted only after it returns (see :mod:`benchmark.nn.engine`), so a run killed while
+    ranking the test cases, or while storing, reuses its fitted weights when run again.
+    """
     fitted = fit(request, cache_dir, progress, method)
     split, data = fitted.split, fitted.data
     label = recommender_label(request.method)
@@ -396,6 +403,9 @@ def execute(
         "machine": machine(),
     }
     plugins.pm.hook.on_run_end(run=fitted.run, result=row)
+    if store_row is not None:
+        store_row(row)
+    release(fitted.run)
     return row, result, split
 
 

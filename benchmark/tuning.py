@@ -28,6 +28,7 @@ from benchmark import hookimpl, plugins
 from benchmark.errors import BenchmarkError, ParameterError
 from benchmark.evaluation.metrics import CUTOFFS
 from benchmark.methods import resolve_method
+from benchmark.nn.engine import release
 from benchmark.params import Param
 from benchmark.runner import RunRequest, fit, machine, package_versions
 from benchmark.store import database_fault, open_database
@@ -174,7 +175,9 @@ def tune(request: TuneRequest) -> optuna.Study:
             )
         finally:
             plugins.pm.unregister(name=plugin_name)
-        return float(fitted.validate()[request.metric])
+        value = float(fitted.validate()[request.metric])
+        release(fitted.run)  # a trial's weights are not kept
+        return value
 
     remaining = request.trials - len(study.get_trials(deepcopy=False, states=FINISHED))
     if remaining > 0:

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from benchmark.components import FitContext, RunInfo
-from benchmark.nn.engine import ENGINE_PARAMS, EarlyStopping, checkpoint_path, schedule, train
+from benchmark.nn.engine import ENGINE_PARAMS, EarlyStopping, checkpoint_path, release, schedule, train
 from benchmark.nn.sequences import batches
 from benchmark.params import resolve
 from benchmark.runner import RunRequest, execute
@@ -85,7 +85,38 @@ def test_a_fit_killed_after_a_validation_resumes_to_the_same_weights_and_curve(t
     assert [r["epoch"] for r in resumed_context.run.state["epochs"]] == list(range(6))
     for a, b in zip(whole_model.state_dict().values(), resumed_model.state_dict().values()):
         assert torch.equal(a, b)
-    assert not checkpoint_path(resumed_context, "toy").exists()  # a finished fit leaves no checkpoint
+    # The finished fit's checkpoint stays, marked finished, until its run is stored.
+    assert torch.load(checkpoint_path(resumed_context, "toy"), weights_only=False)["finished"]["epochs"] == 6
+
+
+def test_a_finished_fit_is_reused_without_training_until_its_run_releases_it(tmp_path, capsys):
+    first = toy_context(tmp_path)
+    first_model, whole = fit_toy(first)
+    after_first = torch.rand(3)  # what the uninterrupted process draws next
+    assert first.run.state["checkpoints"] == [str(checkpoint_path(first, "toy"))]
+    again = toy_context(tmp_path)
+    params = resolve(ENGINE_PARAMS, "tiny", {"epochs": 6, "patience": 6, "batch_size": 16})
+    model = Toy()
+    steps = []
+
+    def loss_of(rows):
+        steps.append(len(rows))
+        return model.net(X[torch.as_tensor(rows)]).pow(2).mean()
+
+    reused = train(model, params, again, "toy", len(X), lambda epoch: batches(np.arange(len(X)), 16), loss_of,
+                   lambda: {"ndcg@10": 0.0})
+    assert steps == []  # nothing trained
+    assert "finished in an earlier process" in capsys.readouterr().err
+    for a, b in zip(first_model.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.equal(torch.rand(3), after_first)  # the rest of the run draws what it would have
+    assert [r["ndcg@10"] for r in reused.records] == [r["ndcg@10"] for r in whole.records]
+    assert [r["epoch"] for r in again.run.state["epochs"]] == list(range(6))  # replayed to the hooks
+    assert (reused.epochs, reused.best_epoch, reused.stop_reason) == (whole.epochs, whole.best_epoch,
+                                                                       whole.stop_reason)
+    assert reused.seconds == pytest.approx(whole.seconds) and reused.seconds_before_resume == reused.seconds
+    assert release(again.run) == 1 and not checkpoint_path(again, "toy").exists()
+    assert release(again.run) == 0
 
 
 def test_an_unreadable_checkpoint_is_discarded_and_the_fit_starts_over(tmp_path, capsys):
@@ -215,6 +246,33 @@ def test_run_killed_with_sigkill_mid_fit_resumes_to_the_uninterrupted_curve(meth
     assert training["seconds_before_resume"] > 0
     assert row["train_seconds"] >= training["seconds"] > training["seconds_before_resume"]
     assert json.dumps(row["metrics"], sort_keys=True) == json.dumps(whole["metrics"], sort_keys=True)
+
+
+def test_a_run_that_dies_after_its_fit_ranks_with_the_kept_weights_when_run_again(tmp_path, shared_cache, capsys):
+    # Storing the row fails (as a kill while ranking or storing would end it): the fitted
+    # weights stay, and the run made again trains nothing and gives the same row.
+    params = {"recommender.epochs": 2, "recommender.patience": 2}
+    cache = tmp_path / "cache"
+    shutil.copytree(shared_cache, cache, ignore=shutil.ignore_patterns("checkpoints"))
+    request = RunRequest(SMOKE, "loo", "tiger", params=params)
+
+    def die(row):
+        raise KeyboardInterrupt("killed before the row was stored")
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(request, cache, progress=False, store_row=die)
+    (kept,) = (cache / "checkpoints").glob("*.pt")
+    assert torch.load(kept, weights_only=False)["finished"]["stop_reason"] in ("patience", "epoch cap")
+    capsys.readouterr()
+    stored = []
+    again, _, _ = execute(request, cache, progress=False, store_row=stored.append)
+    assert "finished in an earlier process" in capsys.readouterr().err
+    assert stored == [again] and not list((cache / "checkpoints").glob("*.pt"))
+    whole, _, _ = execute(request, tmp_path / "fresh", progress=False)
+    assert again["ranks"] == whole["ranks"]
+    assert [e["ndcg@10"] for e in again["info"]["epochs"]] == [e["ndcg@10"] for e in whole["info"]["epochs"]]
+    # Its fitting time is the earlier process's.
+    assert again["info"]["training"]["train seq2seq"]["seconds_before_resume"] > 0
 
 
 # --------------------------------------------------------------------------- fits moved between machines

@@ -13,8 +13,11 @@ owns everything else, declared once in :data:`ENGINE_PARAMS`:
 - **a checkpoint after every validation** (weights, optimiser, scheduler, RNG states,
   stopper, epoch records, seconds) in the run's cache, written to a temporary file and
   renamed: a fit killed at any moment, SIGKILL included, resumes from its last checkpoint
-  and ends with the weights an uninterrupted fit would have; the file is deleted when the
-  fit ends;
+  and ends with the weights an uninterrupted fit would have. When the fit ends, the file
+  becomes a *finished* checkpoint (the chosen weights, the records, the random states): a
+  run killed after its fits, while ranking the test cases say, reuses them without
+  training again. :func:`release` deletes a run's checkpoints once its row is stored (the
+  runner does);
 - **precision**: ``fp32``, or ``bf16`` autocast of the forward pass and loss (CPU and CUDA);
 - a progress bar counting samples, with samples/s and ETA;
 - each validated epoch's record (validation metrics, mean loss, seconds and the part of
@@ -268,6 +271,8 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
     path = checkpoint_path(context, name) if checkpoints else None
     first, seconds, samples, resumed, valid_seconds = 0, 0.0, 0, None, 0.0
     saved = load_checkpoint(path) if path is not None else None
+    if saved is not None and saved.get("finished") is not None:
+        return _reuse_finished(model, saved, context, name, path, validate is not None)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -335,10 +340,48 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
     bar.close()
     stopper.restore(model)
     model.eval()
-    if path is not None:
-        path.unlink(missing_ok=True)
     result = TrainingResult(epochs=epoch + 1, best_epoch=stopper.best_epoch, stop_reason=reason, records=records,
                             seconds=time.perf_counter() - started, resumed_from=resumed,
                             seconds_before_resume=saved["seconds"] if saved is not None else 0.0)
+    if path is not None:
+        # The chosen weights and the random states the rest of the run starts from: a run
+        # killed from here on (ranking the test cases, say) reuses them instead of refitting.
+        save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "run": checkpoint_identity(context, name),
+                               "epoch": epoch, "finished": result.summary(), "model": model.state_dict(),
+                               "records": records, "seconds": result.seconds, "samples": samples,
+                               "rng": rng_states()})
+        context.run.state.setdefault("checkpoints", []).append(str(path))
     context.run.state.setdefault("training", {})[name] = result.summary()
     return result
+
+
+def _reuse_finished(model: torch.nn.Module, saved: dict[str, Any], context, name: str, path: Path,
+                    validating: bool) -> TrainingResult:
+    """A fit that ended in an earlier process: its chosen weights, records and random
+    states, as the uninterrupted process had them when the fit returned."""
+    model.load_state_dict(saved["model"])
+    model.eval()
+    set_rng_states(saved["rng"])
+    summary = saved["finished"]
+    print(f"{name}: the fit finished in an earlier process (epoch {summary['epochs']}, stopped by "
+          f"{summary['stop_reason']}); reusing its weights from {path}", file=sys.stderr, flush=True)
+    for record in saved["records"] if validating else []:  # this process's hooks have not seen them
+        context.epoch_end(int(record["epoch"]), {k: v for k, v in record.items() if k != "epoch"})
+    # Every second of this fit was spent in earlier processes.
+    result = TrainingResult(epochs=summary["epochs"], best_epoch=summary["best_epoch"],
+                            stop_reason=summary["stop_reason"], records=saved["records"],
+                            seconds=float(saved["seconds"]), resumed_from=summary["resumed_from"],
+                            seconds_before_resume=float(saved["seconds"]))
+    context.run.state.setdefault("checkpoints", []).append(str(path))
+    context.run.state.setdefault("training", {})[name] = result.summary()
+    return result
+
+
+def release(run) -> int:
+    """Delete the checkpoints the fits of ``run`` (a :class:`RunInfo`) left: call it once
+    the run's row is stored, or when its fit is no longer wanted (a tuning trial). Returns
+    how many files went."""
+    paths = run.state.pop("checkpoints", [])
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+    return len(paths)
