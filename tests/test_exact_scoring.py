@@ -234,6 +234,23 @@ def test_every_beam_ranked_run_stores_its_agreement_with_exact_scoring(beam_size
         assert extra["same_set@20"] < 1.0 and extra["held@20"] < 1.0
 
 
+def test_a_large_test_set_is_compared_on_a_fixed_sample_of_its_cases(shared_cache, monkeypatch):
+    import plugins.evaluators.beam_vs_exact as module
+    from benchmark.data.splits import fixed_sample
+    from benchmark.evaluation.metrics import summarise
+
+    monkeypatch.setattr(module, "CASES", 30)
+    params = {"recommender.epochs": 1, "recommender.valid_cases": 20}
+    row, _, split = execute(RunRequest("synthetic:0,100,48", "loo", "tiger", params=params), shared_cache, False)
+    extra = {k.split("/", 1)[1]: v for k, v in row["extra_metrics"].items() if k.startswith("beam_vs_exact/")}
+    assert len(split.test) > 30 and extra["cases"] == 30
+    index = fixed_sample(len(split.test), 30)
+    # The beam side of the difference is the run's own ranking on those cases, not on all.
+    sampled = summarise(np.asarray(row["ranks"])[index], split.test.subset(index).masks())["all"]["ndcg@10"]
+    assert extra["exact_ndcg@10"] - extra["ndcg@10_diff"] == pytest.approx(sampled)
+    assert np.array_equal(index, fixed_sample(len(split.test), 30))  # the same cases every time
+
+
 def test_runs_ranked_exactly_or_by_scores_store_no_beam_agreement(shared_cache):
     params = {"recommender.epochs": 1, "recommender.valid_cases": 20, "recommender.scoring": "exact"}
     row, _, _ = execute(RunRequest("synthetic:0,100,48", "loo", "tiger", params=params), shared_cache, False)

@@ -99,10 +99,17 @@ def validation_sample(cases: Cases, limit: int | None) -> Cases:
     """
     if limit is None or limit >= len(cases):
         return cases
+    return cases.subset(fixed_sample(len(cases), limit))
+
+
+def fixed_sample(n: int, limit: int) -> np.ndarray:
+    """The sorted indices of a fixed sample of ``limit`` of ``n`` cases (all of them when
+    ``limit`` is not smaller): the same for every method and seed."""
+    if limit >= n:
+        return np.arange(n)
     if limit < 1:
         raise ValueError(f"a validation sample needs at least one case, got limit={limit}")
-    index = np.random.default_rng(VALIDATION_SAMPLE_SEED).choice(len(cases), limit, replace=False)
-    return cases.subset(np.sort(index))
+    return np.sort(np.random.default_rng(VALIDATION_SAMPLE_SEED).choice(n, limit, replace=False))
 
 
 def subset_masks(cold: np.ndarray, new_user: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
