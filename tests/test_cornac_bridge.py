@@ -214,8 +214,10 @@ class Killed(Exception):
 
 
 @needs_cornac
-def test_a_killed_tiger_fit_resumes_to_the_uninterrupted_curve_and_ranking(tmp_path, shared_cache):
+def test_a_killed_tiger_fit_resumes_to_the_uninterrupted_curve_and_ranking(tmp_path, shared_cache, capsys):
     import shutil
+
+    import torch
 
     from benchmark import hookimpl, plugins
 
@@ -237,8 +239,18 @@ def test_a_killed_tiger_fit_resumes_to_the_uninterrupted_curve_and_ranking(tmp_p
     finally:
         plugins.pm.unregister(name="kill-at-epoch-2")
     assert len(list((cache / "checkpoints").glob("*.pt"))) == 1  # written after epochs 0 and 1
-    resumed, _, _ = execute(request, cache, progress=False)
-    assert not list((cache / "checkpoints").glob("*.pt"))  # a finished fit leaves none
+
+    def die(row):
+        raise Killed
+
+    with pytest.raises(Killed):  # the resumed fit ends; its run dies before its row is stored
+        execute(request, cache, progress=False, store_row=die)
+    (kept,) = (cache / "checkpoints").glob("*.pt")
+    assert torch.load(kept, weights_only=False)["finished"]["epochs"] == 4
+    capsys.readouterr()
+    resumed, _, _ = execute(request, cache, progress=False)  # trains nothing: the finished fit's weights
+    assert "finished in an earlier process" in capsys.readouterr().err
+    assert not list((cache / "checkpoints").glob("*.pt"))  # gone once the row is made
     training = resumed["info"]["training"]["train cornac:TIGER"]
     assert training["resumed_from"] == 2 and training["seconds_before_resume"] > 0
     assert training["epochs"] == whole["info"]["training"]["train cornac:TIGER"]["epochs"] == 4

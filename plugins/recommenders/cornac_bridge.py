@@ -28,7 +28,9 @@ others have no early exit, so our validation ends their loop by raising, and the
 weights (the epoch Cornac would have restored) are put back here.
 
 Resuming: TIGER (``CornacModel.resumes``) is checkpointed after every validation and a
-killed fit resumes to the uninterrupted curve (``CornacRecommender._train``). RPG and
+killed fit resumes to the uninterrupted curve (``CornacRecommender._train``); its finished
+fit stays checkpointed until the run's row is stored, so a run killed while ranking
+reuses it (``CornacRecommender._reuse_finished``). RPG and
 LETTER count patience in local variables of Cornac's loop, which a resumed fit cannot
 restore, so they start over.
 
@@ -385,6 +387,8 @@ class CornacRecommender(Recommender):
         path = checkpoint_path(context, name) if self.spec.resumes and \
             getattr(model, "lr_schedule", "constant") == "constant" else None
         saved = load_checkpoint(path) if path is not None else None
+        if saved is not None and saved.get("finished") is not None:
+            return self._reuse_finished(train_set, context, name, path, saved)
         records: list[dict[str, float]] = []
         epoch = 0
         if saved is not None:
@@ -433,15 +437,50 @@ class CornacRecommender(Recommender):
         finally:
             bar.close()
         stopper.restore(model.model)
-        if path is not None:
-            path.unlink(missing_ok=True)
         reason = "patience" if stopper.flat >= p["patience"] else "epoch cap"
         # The same summary as the training engine's, for the boards' convergence columns.
-        context.run.state.setdefault("training", {})[name] = {
+        summary = {
             "epochs": epoch, "best_epoch": stopper.best_epoch, "stop_reason": reason,
             "seconds": round(time.perf_counter() - started, 3),
             "resumed_from": saved["epoch"] + 1 if saved is not None else None,
             "seconds_before_resume": round(saved["seconds"], 3) if saved is not None else 0.0}
+        context.run.state.setdefault("training", {})[name] = summary
+        if path is not None:
+            # As the engine's fits: kept, marked finished, until the run's row is stored, so a
+            # run killed while ranking reuses these weights (see _reuse_finished).
+            save_checkpoint(path, {
+                "format": CHECKPOINT_FORMAT, "run": checkpoint_identity(context, name), "epoch": epoch - 1,
+                "finished": summary, "model": model.model.state_dict(), "records": records,
+                "seconds": summary["seconds"], "rng": rng_states(), "cornac_rng": model.rng})
+            context.run.state.setdefault("checkpoints", []).append(str(path))
+
+    def _reuse_finished(self, train_set, context: FitContext, name: str, path, saved: dict) -> None:
+        """A fit that finished in an earlier process (whose run died before storing its row):
+        Cornac's fit runs with no epoch, so it builds what scoring reads (the tokenizer's
+        codes, seeded as before, the network), then the network, the random states and
+        Cornac's generator take the finished fit's states."""
+        model, summary = self.model, saved["finished"]
+        print(f"{name}: the fit finished in an earlier process (epoch {summary['epochs']}, stopped by "
+              f"{summary['stop_reason']}); reusing its weights from {path}", file=sys.stderr, flush=True)
+        model.n_epochs = 0
+
+        def never() -> float:
+            raise AssertionError("a fit of no epoch validated")
+
+        try:
+            with our_validation(model, self.spec.seam, never):
+                model.fit(train_set, ExternalValidation())
+        except ValueError as error:
+            raise PluginError(f"{OWNER}: Cornac's {self.name} cannot fit this data: {error}") from None
+        model.model.load_state_dict(saved["model"])
+        set_rng_states(saved["rng"])
+        model.rng = saved["cornac_rng"]
+        for record in saved["records"]:  # this process's hooks have not seen them
+            context.epoch_end(int(record["epoch"]), {k: v for k, v in record.items() if k != "epoch"})
+        # Every second of this fit was spent in earlier processes.
+        context.run.state.setdefault("training", {})[name] = {**summary,
+                                                              "seconds_before_resume": summary["seconds"]}
+        context.run.state.setdefault("checkpoints", []).append(str(path))
 
     def score(self, batch: CaseBatch) -> np.ndarray:
         import torch
