@@ -284,8 +284,7 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
         set_rng_states(saved["rng"])
         print(f"{name}: resuming from the checkpoint after epoch {saved['epoch']} ({path})", file=sys.stderr,
               flush=True)
-        for record in records if validate is not None else []:  # this process's hooks have not seen them
-            context.epoch_end(int(record["epoch"]), {k: v for k, v in record.items() if k != "epoch"})
+        replay(context, records if validate is not None else [])
     bar = tqdm(total=samples_per_epoch * epochs, initial=samples_per_epoch * first, desc=name, unit="sample",
                unit_scale=True, disable=not context.progress, leave=False)
     reason, epoch = "epoch cap", first - 1
@@ -346,11 +345,9 @@ def train(model: torch.nn.Module, params: dict[str, Any], context, name: str, sa
     if path is not None:
         # The chosen weights and the random states the rest of the run starts from: a run
         # killed from here on (ranking the test cases, say) reuses them instead of refitting.
-        save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "run": checkpoint_identity(context, name),
-                               "epoch": epoch, "finished": result.summary(), "model": model.state_dict(),
-                               "records": records, "seconds": result.seconds, "samples": samples,
-                               "rng": rng_states()})
-        context.run.state.setdefault("checkpoints", []).append(str(path))
+        keep_finished(path, context, name, {"epoch": epoch, "finished": result.summary(), "model": model.state_dict(),
+                                            "records": records, "seconds": result.seconds, "samples": samples,
+                                            "rng": rng_states()})
     context.run.state.setdefault("training", {})[name] = result.summary()
     return result
 
@@ -362,19 +359,41 @@ def _reuse_finished(model: torch.nn.Module, saved: dict[str, Any], context, name
     model.load_state_dict(saved["model"])
     model.eval()
     set_rng_states(saved["rng"])
-    summary = saved["finished"]
-    print(f"{name}: the fit finished in an earlier process (epoch {summary['epochs']}, stopped by "
-          f"{summary['stop_reason']}); reusing its weights from {path}", file=sys.stderr, flush=True)
-    for record in saved["records"] if validating else []:  # this process's hooks have not seen them
-        context.epoch_end(int(record["epoch"]), {k: v for k, v in record.items() if k != "epoch"})
-    # Every second of this fit was spent in earlier processes.
+    summary = adopt_finished(saved, context, name, path, validating)
     result = TrainingResult(epochs=summary["epochs"], best_epoch=summary["best_epoch"],
                             stop_reason=summary["stop_reason"], records=saved["records"],
                             seconds=float(saved["seconds"]), resumed_from=summary["resumed_from"],
                             seconds_before_resume=float(saved["seconds"]))
-    context.run.state.setdefault("checkpoints", []).append(str(path))
     context.run.state.setdefault("training", {})[name] = result.summary()
     return result
+
+
+def replay(context, records: list[dict[str, float]]) -> None:
+    """Hand a checkpoint's epoch records to ``context.epoch_end``: this process's hooks
+    have not seen them."""
+    for record in records:
+        context.epoch_end(int(record["epoch"]), {k: v for k, v in record.items() if k != "epoch"})
+
+
+def keep_finished(path: Path, context, name: str, state: dict[str, Any]) -> None:
+    """Write the end of the fit ``name`` (``state``: its ``finished`` summary, the chosen
+    weights, records, seconds and random states) as its finished checkpoint, deleted by
+    :func:`release` once the run's row is stored."""
+    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "run": checkpoint_identity(context, name), **state})
+    context.run.state.setdefault("checkpoints", []).append(str(path))
+
+
+def adopt_finished(saved: dict[str, Any], context, name: str, path: Path, validating: bool = True) -> dict[str, Any]:
+    """The bookkeeping of reusing the finished checkpoint ``saved`` (the caller restores the
+    weights and random states): say so, replay its records (when the fit validates) and
+    leave the file to :func:`release`. Returns the fit's summary with every second counted
+    as spent in earlier processes."""
+    summary = saved["finished"]
+    print(f"{name}: the fit finished in an earlier process (epoch {summary['epochs']}, stopped by "
+          f"{summary['stop_reason']}); reusing its weights from {path}", file=sys.stderr, flush=True)
+    replay(context, saved["records"] if validating else [])
+    context.run.state.setdefault("checkpoints", []).append(str(path))
+    return {**summary, "seconds_before_resume": summary["seconds"]}
 
 
 def release(run) -> int:

@@ -86,9 +86,12 @@ from benchmark.errors import MissingExtraError, ParameterError, PluginError
 from benchmark.nn.engine import (
     CHECKPOINT_FORMAT,
     EarlyStopping,
+    adopt_finished,
     checkpoint_identity,
     checkpoint_path,
+    keep_finished,
     load_checkpoint,
+    replay,
     rng_states,
     save_checkpoint,
     set_rng_states,
@@ -397,8 +400,7 @@ class CornacRecommender(Recommender):
             model.n_epochs = p["epochs"] - epoch  # the epochs left; Cornac counts its loop from 1
             print(f"{name}: resuming from the checkpoint after epoch {saved['epoch']} ({path})", file=sys.stderr,
                   flush=True)
-            for record in records:  # this process's hooks have not seen them
-                context.epoch_end(int(record["epoch"]), {k: v for k, v in record.items() if k != "epoch"})
+            replay(context, records)
         bar = tqdm(total=p["epochs"], initial=epoch, desc=name, unit="epoch", disable=not context.progress,
                    leave=False)
         started = time.perf_counter() - (saved["seconds"] if saved is not None else 0.0)
@@ -448,20 +450,17 @@ class CornacRecommender(Recommender):
         if path is not None:
             # As the engine's fits: kept, marked finished, until the run's row is stored, so a
             # run killed while ranking reuses these weights (see _reuse_finished).
-            save_checkpoint(path, {
-                "format": CHECKPOINT_FORMAT, "run": checkpoint_identity(context, name), "epoch": epoch - 1,
-                "finished": summary, "model": model.model.state_dict(), "records": records,
+            keep_finished(path, context, name, {
+                "epoch": epoch - 1, "finished": summary, "model": model.model.state_dict(), "records": records,
                 "seconds": summary["seconds"], "rng": rng_states(), "cornac_rng": model.rng})
-            context.run.state.setdefault("checkpoints", []).append(str(path))
 
     def _reuse_finished(self, train_set, context: FitContext, name: str, path, saved: dict) -> None:
         """A fit that finished in an earlier process (whose run died before storing its row):
         Cornac's fit runs with no epoch, so it builds what scoring reads (the tokenizer's
         codes, seeded as before, the network), then the network, the random states and
         Cornac's generator take the finished fit's states."""
-        model, summary = self.model, saved["finished"]
-        print(f"{name}: the fit finished in an earlier process (epoch {summary['epochs']}, stopped by "
-              f"{summary['stop_reason']}); reusing its weights from {path}", file=sys.stderr, flush=True)
+        model = self.model
+        summary = adopt_finished(saved, context, name, path)
         model.n_epochs = 0
 
         def never() -> float:
@@ -475,12 +474,7 @@ class CornacRecommender(Recommender):
         model.model.load_state_dict(saved["model"])
         set_rng_states(saved["rng"])
         model.rng = saved["cornac_rng"]
-        for record in saved["records"]:  # this process's hooks have not seen them
-            context.epoch_end(int(record["epoch"]), {k: v for k, v in record.items() if k != "epoch"})
-        # Every second of this fit was spent in earlier processes.
-        context.run.state.setdefault("training", {})[name] = {**summary,
-                                                              "seconds_before_resume": summary["seconds"]}
-        context.run.state.setdefault("checkpoints", []).append(str(path))
+        context.run.state.setdefault("training", {})[name] = summary
 
     def score(self, batch: CaseBatch) -> np.ndarray:
         import torch
