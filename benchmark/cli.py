@@ -398,8 +398,7 @@ def cmd_methods(args: argparse.Namespace) -> None:
         for key, value in method.params.items():
             param = declared[key]
             space = param.choices or ((param.low, param.high) if param.tunable else "fixed")
-            bounded = param.minimum is not None or param.maximum is not None
-            table.append([key, value, space, param.allowed if bounded else "", param.help])
+            table.append([key, value, space, param.allowed if param.bounded else "", param.help])
         print()
         print(tabulate(table, headers=["Parameter", f"Value ({args.profile})", "Search space", "Allowed",
                                        "Meaning"]))

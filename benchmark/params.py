@@ -7,6 +7,7 @@ overrides into a validated, typed ``dict``.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ class Param:
     with neither is fixed during tuning. ``minimum``/``maximum`` are the values the code
     accepts at all (``epochs`` >= 1), checked on every value a user or a trial gives,
     whether or not the parameter is tuned; the search range must lie within them.
+    ``options`` are the values a string parameter accepts at all (``precision``: fp32 or
+    bf16), checked the same way, so a misspelt value fails when the method is resolved,
+    before any fitting; the defaults and ``choices`` must be among them.
     ``profiles`` overrides ``default`` per profile. A float must be finite (``inf`` and
     ``nan`` are refused) unless ``nonfinite`` declares them meaningful. ``unkeyed_default``
     marks a parameter added after rows were stored whose default reproduces what those
@@ -58,6 +62,7 @@ class Param:
     maximum: float | None = None
     unkeyed_default: bool = False
     nonfinite: bool = False
+    options: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         # A declaration error of the plugin's author: fail when the plugin is imported.
@@ -66,10 +71,17 @@ class Param:
         for what, value in values.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and not self._within(value):
                 raise ValueError(f"Param {self.name!r}: {what} {value!r} lies outside {self.allowed}")
+        if self.options is not None:
+            named = [(what, value) for what, value in values.items() if what not in ("low", "high")]
+            for what, value in named + [("search choice", value) for value in self.choices or ()]:
+                if value not in self.options:
+                    raise ValueError(f"Param {self.name!r}: {what} {value!r} is not one of {self.allowed}")
 
     @property
     def allowed(self) -> str:
-        """The accepted range in words, e.g. ``1 or more`` or ``0.0 to 1.0``."""
+        """The accepted values in words, e.g. ``1 or more``, ``0.0 to 1.0`` or ``fp32 or bf16``."""
+        if self.options is not None:
+            return _either(self.options)
         if self.minimum is not None and self.maximum is not None:
             return f"{self.minimum} to {self.maximum}"
         if self.minimum is not None:
@@ -81,6 +93,11 @@ class Param:
     def _within(self, value: float) -> bool:
         return ((self.minimum is None or value >= self.minimum)
                 and (self.maximum is None or value <= self.maximum))
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the code accepts only some values (a range or named options)."""
+        return self.options is not None or self.minimum is not None or self.maximum is not None
 
     @property
     def tunable(self) -> bool:
@@ -116,7 +133,16 @@ class Param:
                 f"{owner}: parameter {self.name!r} is {converted!r}, outside its allowed range "
                 f"({self.allowed}); give a value in that range"
             )
+        if self.options is not None and converted not in self.options:
+            close = difflib.get_close_matches(str(converted), self.options, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ParameterError(f"{owner}: parameter {self.name!r} is {converted!r}; give {self.allowed}{hint}")
         return converted
+
+
+def _either(options: tuple[str, ...]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
 
 
 def resolve(

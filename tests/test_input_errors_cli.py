@@ -257,6 +257,54 @@ def test_search_range_and_defaults_must_lie_within_the_bounds():
     assert Param("cap", float, 1.0, "cap", nonfinite=True).coerce("inf", "owner") == float("inf")
 
 
+def test_a_string_parameter_accepts_only_its_declared_options():
+    precision = Param("precision", str, "fp32", "precision", options=("fp32", "bf16"))
+    assert precision.coerce("bf16", "owner") == "bf16"
+    assert precision.allowed == "fp32 or bf16" and precision.bounded
+    with pytest.raises(ParameterError, match=r"^owner: parameter 'precision' is 'bf61'; give fp32 or bf16 "
+                                             r"\(did you mean bf16\?\)$"):
+        precision.coerce("bf61", "owner")
+    with pytest.raises(ParameterError, match=r"parameter 'precision' is 'half'; give fp32 or bf16$"):
+        precision.coerce("half", "owner")
+    assert Param("scoring", str, "beam", "", options=("beam", "exact", "graph")).allowed == "beam, exact or graph"
+    # Declaration faults of the plugin's author fail at import.
+    with pytest.raises(ValueError, match="Param 'precision': default 'fp16' is not one of fp32 or bf16"):
+        Param("precision", str, "fp16", "precision", options=("fp32", "bf16"))
+    with pytest.raises(ValueError, match="Param 'precision': cpu default 'fp16' is not one of fp32 or bf16"):
+        Param("precision", str, "fp32", "precision", options=("fp32", "bf16"), profiles={"cpu": "fp16"})
+    with pytest.raises(ValueError, match="Param 'precision': search choice 'fp16' is not one of fp32 or bf16"):
+        Param("precision", str, "fp32", "precision", options=("fp32", "bf16"), choices=("fp32", "fp16"))
+
+
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        # Checked inside the RQ-VAE's fit before options were declared: after the text encoder ran.
+        ("tokenizer.optimizer=adam", "tokenizer 'rqvae': parameter 'optimizer' is 'adam'; give adagrad or adamw "
+         "(did you mean adamw?)"),
+        ("recommender.schedule=linear", "recommender 'seq2seq': parameter 'schedule' is 'linear'; give cosine or "
+         "constant"),
+        ("recommender.device=gpu", "recommender 'seq2seq': parameter 'device' is 'gpu'; give auto, cpu or cuda"),
+        ("recommender.decoding=greedy", "parameter 'decoding' is 'greedy'; give constrained or unconstrained"),
+    ],
+    ids=["rqvae-optimizer", "schedule", "device", "decoding"],
+)
+def test_a_misspelt_option_fails_before_any_fitting(tmp_path, capsys, param, expected):
+    code = main(run_args(tmp_path, "--param", param, methods="pop,tiger"))
+    assert code == 2
+    assert expected in one_error_line(capsys)
+    assert stored_rows(tmp_path) == 0
+
+
+def test_every_option_parameter_lists_its_options_in_the_methods_table(capsys):
+    assert main(["methods", "--params", "rpg"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith(
+        ("recommender.", "tokenizer."))}
+    assert "disjoint or sliding" in rows["recommender.windows"]
+    assert "fp32 or bf16" in rows["recommender.precision"]
+    assert "warm or all" in rows["tokenizer.train_items"]
+
+
 @pytest.mark.parametrize(
     ("param", "expected"),
     [

@@ -184,6 +184,5 @@ def test_rpg_head_faults_fail_in_one_line(param, value, message):
     from benchmark.params import resolve
 
     spec = plugins.get_recommenders()["rpg"]
-    params = resolve(spec.params, "tiny", {param: value}, "rpg")
     with pytest.raises(ParameterError, match=message):
-        spec.validate(params)
+        resolve(spec.params, "tiny", {param: value}, "rpg")

@@ -71,7 +71,7 @@ ENGINE_PARAMS = (
     Param("warmup", float, 0.05, "share of the schedule's steps spent warming up linearly", minimum=0.0,
           maximum=1.0),
     Param("schedule", str, "cosine", "after the warm-up: cosine (decay to zero over schedule_steps) or "
-          "constant", unkeyed_default=True, profiles={"cpu": CPU_SCHEDULE["schedule"]}),
+          "constant", unkeyed_default=True, profiles={"cpu": CPU_SCHEDULE["schedule"]}, options=SCHEDULES),
     Param("schedule_steps", int, 0, "optimiser steps of the warm-up + cosine schedule (0: epochs x steps "
           "per epoch, so the decay ends at the epoch cap); the warm-up is warmup x this many steps",
           minimum=0, unkeyed_default=True, profiles={"cpu": CPU_SCHEDULE["schedule_steps"]}),
@@ -84,8 +84,8 @@ ENGINE_PARAMS = (
     Param("max_train_seconds", float, 0.0, "stop training after this many seconds (0: no cap); the epoch "
           "running then is validated first", minimum=0.0, unkeyed_default=True, profiles={"cpu": 28800.0}),
     Param("precision", str, "fp32", "fp32, or bf16 (autocast of the forward pass and loss, CPU or CUDA)",
-          unkeyed_default=True),
-    Param("device", str, "auto", "auto (cuda when available), cpu or cuda"),
+          unkeyed_default=True, options=PRECISIONS),
+    Param("device", str, "auto", "auto (cuda when available), cpu or cuda", options=("auto", "cpu", "cuda")),
 )
 _DECLARED = {p.name: p for p in ENGINE_PARAMS}
 
@@ -95,15 +95,6 @@ def engine_param(name: str, **changes: Any) -> Param:
     whose samples differ (a tokenizer stepping over items, say): the name and meaning stay
     the engine's."""
     return replace(_DECLARED[name], **changes)
-
-
-def check_engine_params(params: dict[str, Any], owner: str) -> None:
-    """The engine's string parameters name known choices (only those ``params`` declares)."""
-    for name, choices in (("device", ("auto", "cpu", "cuda")), ("schedule", SCHEDULES),
-                          ("precision", PRECISIONS)):
-        if name in params and params[name] not in choices:
-            raise ParameterError(f"{owner}: parameter {name!r} is {params[name]!r}; give "
-                                 f"{', '.join(choices[:-1])} or {choices[-1]}")
 
 
 def setting(params: dict[str, Any], name: str) -> Any:

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.errors import ParameterError
 from benchmark.nn.beam_search import Decoder, TokenTrie
 from benchmark.params import Param
 
@@ -36,14 +35,10 @@ SCORINGS = ("beam", "exact")
 # Added after rows were stored: at "beam" a run keeps its key.
 SCORING_PARAM = Param(
     "scoring", str, "beam", "beam (constrained beam search with beam_size beams) or exact (every item's whole "
-    "identifier log-probability, computed for the full catalogue, ranked in full)", unkeyed_default=True)
+    "identifier log-probability, computed for the full catalogue, ranked in full)", unkeyed_default=True,
+    options=SCORINGS)
 # Floats one pass may hold in its rows' logits and caches (about 256 MB).
 PASS_FLOATS = 1 << 26
-
-
-def check_scoring(params: dict[str, Any], owner: str) -> None:
-    if params["scoring"] not in SCORINGS:
-        raise ParameterError(f"{owner}: parameter 'scoring' is {params['scoring']!r}; give beam or exact")
 
 
 def level_widths(trie: TokenTrie) -> list[int]:

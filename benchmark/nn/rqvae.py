@@ -46,7 +46,6 @@ from tqdm.auto import tqdm
 from benchmark.cache import array_digest, artifact_path, load_array, load_json, save_array, save_json
 from benchmark.code_trie import codebook_utilisation, collision_rate, disambiguate
 from benchmark.components import FitContext, ItemIdentifiers, TrainingData
-from benchmark.errors import ParameterError
 from benchmark.nn.clustering import kmeans
 from benchmark.params import Param
 
@@ -66,7 +65,8 @@ PARAMS = (
           low=0.1, high=1.0, minimum=0.0),
     # tiny: AdamW 1e-3 (LETTER's setting); Adagrad's first steps move every weight by about
     # the learning rate, and at 0.4 our RQ-VAE diverged (reconstruction loss 1.7 -> 2e7).
-    Param("optimizer", str, "adagrad", "adagrad (TIGER) or adamw (LETTER)", profiles={"tiny": "adamw"}),
+    Param("optimizer", str, "adagrad", "adagrad (TIGER) or adamw (LETTER)", profiles={"tiny": "adamw"},
+          options=("adagrad", "adamw")),
     Param("learning_rate", float, 0.4, "learning rate (TIGER: Adagrad 0.4; LETTER: AdamW 1e-3)",
           low=1e-4, high=1.0, log=True, profiles={"tiny": 1e-3}, minimum=0.0),
     Param("batch_size", int, 1024, "items per training step", minimum=1),
@@ -238,8 +238,6 @@ def _train(
         model = RQVAE(data.shape[1], hidden, params["latent_dim"], params["levels"], params["codebook_size"])
         trainable = list(model.parameters()) + list(regulariser.parameters())
         optimizers = {"adagrad": torch.optim.Adagrad, "adamw": torch.optim.AdamW}
-        if params["optimizer"] not in optimizers:
-            raise ParameterError(f"rqvae: parameter 'optimizer' is {params['optimizer']!r}; use adagrad or adamw")
         optimizer = optimizers[params["optimizer"]](trainable, lr=params["learning_rate"])
         batch_size = min(params["batch_size"], len(data))
         order = torch.randperm(len(data), generator=generator)

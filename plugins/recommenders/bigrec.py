@@ -44,7 +44,7 @@ from benchmark.nn.causal_lm import (
     response_loss,
     special_ids,
 )
-from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.engine import pick_device, train
 from benchmark.nn.model_paths import check_model_path
 from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches, prefix_count, training_prefixes
 from benchmark.params import Param
@@ -75,7 +75,6 @@ PARAMS = (
 
 
 def check_params(params: dict[str, Any]) -> None:
-    check_engine_params(params, OWNER)
     check_model_path(params["model_path"], OWNER, "causal")
 
 

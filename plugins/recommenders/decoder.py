@@ -48,11 +48,10 @@ from benchmark.errors import PluginError
 from benchmark.nn.beam_search import TokenTrie, beam_search
 from benchmark.nn.causal_lm import base_model, causal_lm, describe, hidden_states, left_padded
 from benchmark.nn.decoders import prompt_decoder, shared_row_floats
-from benchmark.nn.engine import ENGINE_PARAMS, check_engine_params, engine_param, pick_device, train
+from benchmark.nn.engine import ENGINE_PARAMS, engine_param, pick_device, train
 from benchmark.nn.exact_scoring import (
     SCORING_PARAM,
     cases_per_pass,
-    check_scoring,
     exact_scores,
     top_items,
 )
@@ -80,11 +79,6 @@ PARAMS = (
     Param("decode_batch", int, 32, "users per beam-search batch", minimum=1),
     SCORING_PARAM,
 )
-
-
-def check_params(params: dict[str, Any]) -> None:
-    check_scoring(params, OWNER)
-    check_engine_params(params, OWNER)
 
 
 class DecoderRecommender(Recommender):
@@ -228,6 +222,5 @@ def register_recommenders(register) -> None:
             description="decoder-only transformer over the history's codes as one sequence, trained on every "
             "item boundary; constrained beam search or exact scoring",
             params=PARAMS,
-            validate=check_params,
         )
     )

@@ -35,12 +35,16 @@ import torch
 
 from benchmark import hookimpl
 from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
-from benchmark.errors import ParameterError, PluginError
-from benchmark.nn.engine import ENGINE_PARAMS, check_engine_params, pick_device, train
+from benchmark.errors import PluginError
+from benchmark.nn.engine import ENGINE_PARAMS, pick_device, train
 from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches, right_aligned
 from benchmark.params import Param
 
 OWNER = "recommender 'rpg'"
+
+WINDOWS = ("disjoint", "sliding")
+DIGIT_LOGITS = ("dot", "cosine")
+ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU}
 
 PARAMS = (
     Param("layers", int, 2, "decoder layers", minimum=1, low=1, high=4),
@@ -51,30 +55,17 @@ PARAMS = (
     # Added after the boards' rows, at defaults that reproduce them (out of the run key there).
     Param("digit_logits", str, "dot", "dot (a digit's logits: the projected state's dot products with its code "
           "embeddings) or cosine (their cosine similarity over temperature, as RPG's official code and "
-          "Cornac's RPG)", unkeyed_default=True),
+          "Cornac's RPG)", unkeyed_default=True, options=DIGIT_LOGITS),
     Param("temperature", float, 0.07, "temperature of the cosine digit logits (digit_logits=cosine)",
           minimum=1e-4, unkeyed_default=True),
     Param("activation", str, "relu", "the MLP's activation: relu, or gelu (RPG's official code)",
-          unkeyed_default=True),
+          unkeyed_default=True, options=tuple(ACTIVATIONS)),
     Param("windows", str, "disjoint", "training rows: disjoint (each sequence cut from its end into windows that "
           "share one item, every position supervised: each target once, with the context its place in the window "
           "gives) or sliding (RPG's official code and Cornac's RPG: the first window supervises every position, "
           "then a window ending at each later target supervises that target only, with the full history)",
-          unkeyed_default=True),
+          unkeyed_default=True, options=WINDOWS),
 )
-WINDOWS = ("disjoint", "sliding")
-DIGIT_LOGITS = ("dot", "cosine")
-ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU}
-
-
-def check_params(params: dict[str, Any]) -> None:
-    check_engine_params(params, OWNER)
-    if params["digit_logits"] not in DIGIT_LOGITS:
-        raise ParameterError(f"{OWNER}: parameter 'digit_logits' is {params['digit_logits']!r}; give dot or cosine")
-    if params["activation"] not in ACTIVATIONS:
-        raise ParameterError(f"{OWNER}: parameter 'activation' is {params['activation']!r}; give relu or gelu")
-    if params["windows"] not in WINDOWS:
-        raise ParameterError(f"{OWNER}: parameter 'windows' is {params['windows']!r}; give disjoint or sliding")
 
 
 def training_windows(train: list[np.ndarray], length: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -283,6 +274,5 @@ def register_recommenders(register) -> None:
             description="RPG: decoder-only transformer over pooled digit embeddings, every digit of the next "
             "item predicted in parallel; items scored exactly by summed digit log-probabilities",
             params=PARAMS,
-            validate=check_params,
         )
     )

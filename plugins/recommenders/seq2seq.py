@@ -56,11 +56,10 @@ from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.beam_search import TokenTrie, beam_search
 from benchmark.nn.decoders import T5Decoder
 from benchmark.nn.dropout import use_fast_dropout
-from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.engine import pick_device, train
 from benchmark.nn.exact_scoring import (
     SCORING_PARAM,
     cases_per_pass,
-    check_scoring,
     exact_scores,
     row_floats,
     top_items,
@@ -89,7 +88,7 @@ PARAMS = (
     Param("beam_size", int, 20, "beams of the ranking beam search (at least the ranked list's 20 items)",
           minimum=20),
     Param("decoding", str, "constrained", "constrained (trie of valid identifiers) or unconstrained "
-          "(measures the share of identifiers naming no item)"),
+          "(measures the share of identifiers naming no item)", options=("constrained", "unconstrained")),
     Param("decode_batch", int, 64, "users per beam-search batch", minimum=1),
     SCORING_PARAM,
 )
@@ -97,14 +96,9 @@ OWNER = "recommender 'seq2seq'"
 
 
 def check_params(params: dict[str, Any]) -> None:
-    if params["decoding"] not in ("constrained", "unconstrained"):
-        raise ParameterError(f"recommender 'seq2seq': parameter 'decoding' is {params['decoding']!r}; "
-                             "give constrained or unconstrained")
-    check_scoring(params, OWNER)
     if params["scoring"] == "exact" and params["decoding"] == "unconstrained":
         raise ParameterError(f"{OWNER}: scoring=exact scores every item's identifier, so decoding=unconstrained "
                              "does not apply; give decoding=constrained or scoring=beam")
-    check_engine_params(params, OWNER)
     check_model_path(params["model_path"], OWNER, "t5")
 
 

@@ -45,7 +45,7 @@ import torch
 from benchmark import hookimpl
 from benchmark.components import CaseBatch, FitContext, ItemIdentifiers, Recommender, RecommenderSpec, TrainingData
 from benchmark.errors import ParameterError, PluginError
-from benchmark.nn.engine import check_engine_params, pick_device, train
+from benchmark.nn.engine import pick_device, train
 from benchmark.nn.model_paths import check_model_path
 from benchmark.nn.sequences import (
     TRAINING_PARAMS,
@@ -61,7 +61,8 @@ OWNER = "recommender 'setrec'"
 BACKBONES = ("t5", "decoder")
 
 PARAMS = (
-    Param("backbone", str, "t5", "t5 (encoder-decoder) or decoder (decoder-only, Qwen2 architecture)"),
+    Param("backbone", str, "t5", "t5 (encoder-decoder) or decoder (decoder-only, Qwen2 architecture)",
+          options=BACKBONES),
     Param("model_path", str, "", "pretrained checkpoint of the backbone's kind (local path or hub name); "
           "empty: random init"),
     Param("lora_rank", int, 0, "LoRA rank for a pretrained model_path (peft); 0: full fine-tuning", minimum=0),
@@ -94,9 +95,6 @@ def beta_grid(params: dict[str, Any]) -> list[float]:
 
 def check_params(params: dict[str, Any]) -> None:
     beta_grid(params)
-    if params["backbone"] not in BACKBONES:
-        raise ParameterError(f"{OWNER}: parameter 'backbone' is {params['backbone']!r}; give t5 or decoder")
-    check_engine_params(params, OWNER)
     if params["lora_rank"] and not params["model_path"]:
         raise ParameterError(f"{OWNER}: lora_rank={params['lora_rank']} needs a pretrained model_path "
                              "(a random-init backbone is trained in full); set model_path or lora_rank=0")

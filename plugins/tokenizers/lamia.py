@@ -49,7 +49,7 @@ from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, Tra
 from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.causal_lm import base_model, causal_lm, load_tokenizer, special_ids
 from benchmark.nn.clustering import kmeans
-from benchmark.nn.engine import check_engine_params, engine_param, pick_device, train
+from benchmark.nn.engine import engine_param, pick_device, train
 from benchmark.nn.model_paths import check_model_path
 from benchmark.nn.rqvae import cached_codes, code_identifiers
 from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches
@@ -92,7 +92,6 @@ PARAMS = (
 
 
 def check_params(params: dict[str, Any]) -> None:
-    check_engine_params(params, OWNER)
     check_model_path(params["model_path"], OWNER, "causal")
 
 

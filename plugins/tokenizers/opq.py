@@ -67,7 +67,7 @@ PARAMS = (
     Param("pad", bool, False, "zero-pad the vectors to a multiple of digits when digits does not divide their "
           "width (otherwise that is an error)"),
     Param("train_items", str, "warm", "items OPQ is trained on: warm (items of training sequences, RPG) or all; "
-          "every item is encoded"),
+          "every item is encoded", options=TRAIN_ITEMS),
     Param("opq_iterations", int, 50, "rotation updates after the first PQ (faiss: 50; 0 = plain PQ)",
           profiles={"tiny": 10, "cpu": 50}, minimum=0),
     Param("first_kmeans_iterations", int, 40, "Lloyd iterations per sub-space of the first PQ (faiss: 40)",
@@ -81,8 +81,6 @@ PARAMS = (
 
 def check_params(params: dict[str, Any]) -> None:
     """Faults a declaration cannot express, found at resolve time."""
-    if params["train_items"] not in TRAIN_ITEMS:
-        raise ParameterError(f"{OWNER}: parameter 'train_items' is {params['train_items']!r}; use warm or all")
     width = params["pca_dims"]
     if width and width % params["digits"] and not params["pad"]:
         raise ParameterError(
