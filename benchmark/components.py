@@ -167,7 +167,9 @@ class Recommender:
         raise NotImplementedError
 
     def score(self, batch: CaseBatch) -> np.ndarray | None:
-        """Scores of shape (len(batch), n_items), or ``None`` if this model generates lists."""
+        """Scores of shape (len(batch), n_items), or ``None`` if this model generates lists
+        (a recommender implementing both may return ``None`` for a batch it answers with
+        :meth:`recommend`, e.g. under a decoding option)."""
         return None
 
     def recommend(self, batch: CaseBatch, k: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from benchmark import hookimpl
 from benchmark.components import MethodSpec
 from benchmark.nn.sequences import right_aligned
 from benchmark.runner import RunRequest, execute
-from plugins.recommenders.rpg import RPGModel, sliding_windows, training_windows
+from plugins.recommenders.rpg import RPGModel, graph_decode, item_graph, sliding_windows, training_windows
 
 PARAMS = {"layers": 2, "d_model": 16, "heads": 2, "head_dim": 8, "d_ff": 32, "dropout": 0.0, "digit_logits": "dot",
           "temperature": 0.07, "activation": "relu"}
@@ -186,3 +186,99 @@ def test_rpg_head_faults_fail_in_one_line(param, value, message):
     spec = plugins.get_recommenders()["rpg"]
     with pytest.raises(ParameterError, match=message):
         resolve(spec.params, "tiny", {param: value}, "rpg")
+
+
+# --------------------------------------------------------------------------- graph-constrained decoding
+
+
+def _unique_codes(n: int, vocab: int, digits: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    codes = np.unique(rng.integers(0, vocab, size=(3 * n, digits)), axis=0)[:n]
+    return codes[rng.permutation(len(codes))]
+
+
+def test_item_graph_links_each_item_to_its_most_similar_items_by_digit_code_embeddings():
+    codes = _unique_codes(40, 6, 3, seed=4)
+    model = _model(codes, (6, 6, 6))
+    graph = item_graph(model, edges=7, chunk=16)  # chunks of 16 items: the blocks join up
+    assert graph.shape == (40, 7)
+    tables = torch.nn.functional.normalize(model.tables.detach(), dim=-1)
+    for item in (0, 17, 39):
+        brute = torch.tensor([sum(0.5 * (float(tables[m, codes[item, m]] @ tables[m, codes[other, m]]) + 1)
+                                 for m in range(3)) / 3 for other in range(40)])
+        picked = brute[graph[item]]
+        assert torch.allclose(picked, brute.sort(descending=True).values[:7], atol=1e-5)
+        assert graph[item, 0].item() == item  # nothing is more similar to an item than itself
+
+
+def test_graph_decoding_on_a_complete_graph_equals_the_exact_top_20_with_seen_items_left_out():
+    codes = _unique_codes(60, 8, 4, seed=5)
+    model = _model(codes, (8, 8, 8, 8))
+    index = right_aligned([np.array([1, 2, 3]), np.array([7]), np.array([4, 5, 6, 8, 9, 10])], 6)
+    with torch.no_grad():
+        states = model.hidden(index)[:, -1]
+        exact = model.item_scores(states)
+        exclude = torch.zeros(3, 60, dtype=torch.bool)
+        exclude[0, [1, 2, 3]] = exclude[2, exact[2].topk(5).indices] = True  # case 2 loses its 5 best
+        start = torch.as_tensor(np.random.default_rng(0).choice(60, size=(3, 20)))
+        beam, scores = graph_decode(model.digit_log_probs(states), model.codes, item_graph(model, 60), start,
+                                    beams=20, steps=1, exclude=exclude)
+    masked = exact.masked_fill(exclude, float("-inf"))
+    assert torch.equal(beam, masked.topk(20).indices)
+    assert torch.allclose(scores, masked.topk(20).values, atol=1e-5)
+
+
+def test_a_sparse_graph_finds_part_of_the_exact_top_20_and_more_steps_never_score_lower():
+    codes = _unique_codes(300, 8, 4, seed=6)
+    model = _model(codes, (8, 8, 8, 8))
+    index = right_aligned([np.array([1, 2, 3]), np.array([7, 40, 41])], 6)
+    with torch.no_grad():
+        states = model.hidden(index)[:, -1]
+        log_probs = model.digit_log_probs(states)
+        graph = item_graph(model, 10)
+        start = torch.as_tensor(np.random.default_rng(0).choice(300, size=(2, 20)))
+        exact = model.item_scores(states).topk(20)
+        previous = None
+        for steps in (1, 2, 4, 8):
+            beam, scores = graph_decode(log_probs, model.codes, graph, start, beams=20, steps=steps)
+            assert len(set(beam[0].tolist())) == 20  # an item fills one slot only
+            assert torch.allclose(scores, model.item_scores(states).gather(1, beam), atol=1e-5)
+            if previous is not None:  # the beam keeps its best: the k-th best score never falls
+                assert (scores >= previous - 1e-6).all()
+            previous = scores
+    # After 8 moves, beams of 20 over a 10-edge graph hold most of the exact top-20 of 300.
+    held = [len(set(beam[row].tolist()) & set(exact.indices[row].tolist())) for row in range(2)]
+    assert min(held) >= 10, held
+
+
+def test_graph_scoring_end_to_end_ranks_only_its_beam_and_is_compared_with_exact(register_plugin, shared_cache):
+    params = {"recommender.epochs": 3, "recommender.patience": 3, "recommender.scoring": "graph",
+              "recommender.graph_edges": 8, "recommender.graph_beams": 20, "recommender.graph_steps": 3}
+    row, evaluation, split = execute(RunRequest("synthetic", "loo", "rpg", params=params), shared_cache, False)
+    for ranking, seen in zip(evaluation.rankings, split.test.seen):
+        assert not set(ranking[:20].tolist()) & set(seen.tolist())
+    compared = {k.split("/", 1)[1]: v for k, v in row["extra_metrics"].items() if k.startswith("beam_vs_exact/")}
+    assert 0.0 < compared["held@20"] <= 1.0
+    assert compared["exact_ndcg@10"] - row["metrics"]["all"]["ndcg@10"] == pytest.approx(compared["ndcg@10_diff"])
+
+
+def test_a_graph_ranked_case_does_not_depend_on_its_batch_and_pads_past_the_beam():
+    from benchmark.components import CaseBatch
+    from plugins.recommenders.rpg import RPGRecommender
+
+    codes = _unique_codes(80, 8, 4, seed=7)
+    recommender = RPGRecommender({"scoring": "graph", "graph_edges": 6, "graph_beams": 20, "graph_steps": 2},
+                                 seed=3)
+    recommender.model, recommender.length, recommender.device = _model(codes, (8, 8, 8, 8)), 6, torch.device("cpu")
+    histories = [np.array([1, 2, 3]), np.array([7, 8]), np.array([4, 5, 6, 9])]
+    batch = CaseBatch(users=np.array([10, 11, 12]), histories=histories, seen=histories, exclude=histories)
+    assert recommender.score(batch) is None  # graph decoding answers with lists
+    both = recommender.recommend(batch, 25)
+    alone = recommender.recommend(CaseBatch(users=np.array([11]), histories=histories[1:2], seen=histories[1:2],
+                                            exclude=histories[1:2]), 25)
+    assert np.array_equal(both[1], alone[0])  # a case's beam starts from items drawn for its user
+    assert (both[:, 20:] == -1).all() and (both[:, :20] >= 0).all()  # 20 beams fill 20 of 25 slots
+    assert all(not set(row.tolist()) & set(seen.tolist()) for row, seen in zip(both, histories))
+    # Under exact scoring the same recommender scores every item instead.
+    recommender.params["scoring"] = "exact"
+    assert recommender.score(batch).shape == (3, 80)

@@ -37,6 +37,11 @@ class ScoreError(PluginError):
     NaN, inf), lists of the wrong shape or with ids outside the catalog, or neither method."""
 
 
+def implements_recommend(recommender: Recommender) -> bool:
+    """Whether ``recommender`` has its own ``recommend`` (not the base class's)."""
+    return getattr(type(recommender), "recommend", Recommender.recommend) is not Recommender.recommend
+
+
 def ranking_method(recommender: Recommender, name: str) -> str:
     """``"score"`` or ``"recommend"``: which of the two a recommender implements (a subclass
     of :class:`Recommender` overriding it, or any object defining it); a :class:`ScoreError`
@@ -44,7 +49,7 @@ def ranking_method(recommender: Recommender, name: str) -> str:
     kind = type(recommender)
     if getattr(kind, "score", Recommender.score) is not Recommender.score:
         return "score"
-    if getattr(kind, "recommend", Recommender.recommend) is not Recommender.recommend:
+    if implements_recommend(recommender):
         return "recommend"
     raise ScoreError(f"{name}: {kind.__name__} implements neither score() nor recommend(); implement "
                      "score(batch) (one score per catalog item) or recommend(batch, k) (its own top-k lists)")
@@ -110,7 +115,8 @@ def rank_cases(
 def _rank_batch(recommender, batch: CaseBatch, targets: np.ndarray, n_items: int, k: int, name: str) -> np.ndarray:
     scores = recommender.score(batch)
     if scores is None:
-        if ranking_method(recommender, name) != "recommend":
+        # A recommender implementing both may answer a batch with lists (rpg's graph decoding).
+        if not implements_recommend(recommender):
             raise ScoreError(f"{name}: score() returned None (a list-based recommender's answer) but it does not "
                              "implement recommend(batch, k); return scores, or implement recommend")
         lists = _checked_lists(recommender.recommend(batch, k), len(batch), k, n_items, name)

@@ -1,10 +1,12 @@
 """What beam search loses on the test cases: the run's beam-search ranking against exact scoring.
 
 For a recommender ranked by constrained beam search (one that declares the ``scoring``
-parameter and runs with ``scoring=beam``: ``seq2seq``, ``decoder``, ``llm``), the same
-fitted weights rank the test cases once more with ``scoring=exact`` (every item's summed
-identifier log-probability, :mod:`benchmark.nn.exact_scoring`), seen items treated as in
-the run. Stored per run (``beam_vs_exact/...``):
+parameter and runs with ``scoring=beam``: ``seq2seq``, ``decoder``, ``llm``) or by RPG's
+graph-constrained decoding (``rpg`` with ``scoring=graph``), the same fitted weights rank
+the test cases once more with ``scoring=exact`` (every item's summed identifier
+log-probability, :mod:`benchmark.nn.exact_scoring`; RPG's summed digit log-probabilities),
+seen items treated as in the run. "Beam" below is the run's own decoding, beam or graph.
+Stored per run (``beam_vs_exact/...``):
 
 - ``same_set@20`` / ``same_order@20``: share of test cases whose beam top-20 equals the
   exact top-20 as a set / in order;
@@ -34,6 +36,7 @@ from benchmark.evaluation.evaluator import evaluate
 from benchmark.evaluation.metrics import summarise
 
 K = 20
+APPROXIMATE = ("beam", "graph")  # the decodings compared with exact scoring
 CASES = 1000  # at most this many test cases are ranked again exactly
 
 
@@ -49,8 +52,9 @@ def agreement(beam: np.ndarray, exact: np.ndarray, k: int = K) -> dict[str, floa
 def beam_vs_exact(data: EvaluationInput) -> dict[str, float]:
     recommender = data.recommender
     params = getattr(recommender, "params", None)
-    if not isinstance(params, dict) or params.get("scoring") != "beam" or data.context is None:
+    if not isinstance(params, dict) or params.get("scoring") not in APPROXIMATE or data.context is None:
         return {}
+    decoding = params["scoring"]
     index = fixed_sample(len(data.test), CASES)
     cases = data.test.subset(index)
     params["scoring"] = "exact"
@@ -58,7 +62,7 @@ def beam_vs_exact(data: EvaluationInput) -> dict[str, float]:
         exact = evaluate(recommender, cases, data.data.n_items, data.context.keep_seen, desc="test exact",
                          progress=data.context.progress, name="evaluator 'beam_vs_exact'")
     finally:
-        params["scoring"] = "beam"
+        params["scoring"] = decoding
     beam_metrics = summarise(data.ranks[index], cases.masks())["all"]
     exact_metrics = exact.metrics["all"]
     out = agreement(data.rankings[index], exact.rankings)
@@ -77,7 +81,7 @@ def register_evaluators(register) -> None:
         EvaluatorSpec(
             name="beam_vs_exact",
             evaluate=beam_vs_exact,
-            description="beam search's test top-20 against exact full-catalogue scoring (agreement, metric "
-                        "difference) for recommenders ranked by beam search",
+            description="beam search's (or RPG's graph decoding's) test top-20 against exact full-catalogue "
+                        "scoring (agreement, metric difference) for recommenders ranked by beam or graph decoding",
         )
     )
