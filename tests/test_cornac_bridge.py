@@ -214,14 +214,15 @@ class Killed(Exception):
 
 
 @needs_cornac
-def test_a_killed_tiger_fit_resumes_to_the_uninterrupted_curve_and_ranking(tmp_path, shared_cache, capsys):
+@pytest.mark.parametrize(("model", "dataset"), [("TIGER", SMALL), ("RPG", RPG_DATA)])
+def test_a_killed_fit_resumes_to_the_uninterrupted_curve_and_ranking(tmp_path, shared_cache, capsys, model, dataset):
     import shutil
 
     import torch
 
     from benchmark import hookimpl, plugins
 
-    request = RunRequest(SMALL, "loo", "cornac:TIGER", params={"recommender.epochs": 4, "recommender.patience": 4})
+    request = RunRequest(dataset, "loo", f"cornac:{model}", params={"recommender.epochs": 4, "recommender.patience": 4})
     whole, _, _ = execute(request, shared_cache, progress=False)
     cache = tmp_path / "cache"
     shutil.copytree(shared_cache, cache, ignore=shutil.ignore_patterns("checkpoints"))
@@ -251,8 +252,28 @@ def test_a_killed_tiger_fit_resumes_to_the_uninterrupted_curve_and_ranking(tmp_p
     resumed, _, _ = execute(request, cache, progress=False)  # trains nothing: the finished fit's weights
     assert "finished in an earlier process" in capsys.readouterr().err
     assert not list((cache / "checkpoints").glob("*.pt"))  # gone once the row is made
-    training = resumed["info"]["training"]["train cornac:TIGER"]
+    training = resumed["info"]["training"][f"train cornac:{model}"]
     assert training["resumed_from"] == 2 and training["seconds_before_resume"] > 0
-    assert training["epochs"] == whole["info"]["training"]["train cornac:TIGER"]["epochs"] == 4
+    assert training["epochs"] == whole["info"]["training"][f"train cornac:{model}"]["epochs"] == 4
     assert [e["ndcg@10"] for e in resumed["info"]["epochs"]] == [e["ndcg@10"] for e in whole["info"]["epochs"]]
     assert resumed["ranks"] == whole["ranks"]
+
+
+@needs_cornac
+def test_rpg_stopped_by_our_patience_ranks_as_when_cornac_stopped_itself(shared_cache, monkeypatch):
+    # Until RPG fits could resume, Cornac's loop stopped itself (its early_stopping_patience
+    # set to ours) and built its item graph from the weights it restored; the committed
+    # cornac:RPG rows were made so. Now our validation ends the loop and the bridge builds
+    # the graph: the same epochs, the same chosen weights, the same graph-decoded ranking.
+    from dataclasses import replace
+
+    import plugins.recommenders.cornac_bridge as bridge
+
+    request = RunRequest(RPG_DATA, "loo", "cornac:RPG", params={"recommender.epochs": 20, "recommender.patience": 1})
+    ours, _, _ = execute(request, shared_cache, progress=False)
+    monkeypatch.setitem(bridge.MODELS, "RPG", replace(bridge.MODELS["RPG"], stops_itself=True, resumes=False))
+    itself, _, _ = execute(request, shared_cache, progress=False)
+    training = ours["info"]["training"]["train cornac:RPG"]
+    assert training["stop_reason"] == "patience" and training["epochs"] < 20  # patience bound, not the cap
+    assert training == {**itself["info"]["training"]["train cornac:RPG"], "seconds": training["seconds"]}
+    assert ours["ranks"] == itself["ranks"]

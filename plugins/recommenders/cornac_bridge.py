@@ -23,16 +23,19 @@ placeholder with nothing to read). The seams, per model (``CornacModel.seam``):
   it gets minus our NDCG@10): methods, replaced on our instance.
 
 Early stopping: after ``patience`` validations without a gain of NDCG@10, training
-stops. RPG and LETTER stop by their own ``early_stopping_patience``, set to ours; the
-others have no early exit, so our validation ends their loop by raising, and the best
-weights (the epoch Cornac would have restored) are put back here.
+stops. LETTER stops by its own ``early_stopping_patience``, set to ours; for the others
+our validation ends Cornac's loop by raising, and the best weights (the epoch Cornac would
+have restored: the same rule, a strict gain, the same count) are put back here. RPG has an
+early exit of its own too, but its count lives in local variables of Cornac's loop, which a
+resumed fit could not restore, so we stop it ourselves and then do what its fit does after
+the loop (:meth:`CornacRecommender._after_fit`: the item graph its decoding reads, built
+from the chosen weights); a test checks that this gives the ranking Cornac's own stop gave.
 
-Resuming: TIGER (``CornacModel.resumes``) is checkpointed after every validation and a
-killed fit resumes to the uninterrupted curve (``CornacRecommender._train``); its finished
-fit stays checkpointed until the run's row is stored, so a run killed while ranking
-reuses it (``CornacRecommender._reuse_finished``). RPG and
-LETTER count patience in local variables of Cornac's loop, which a resumed fit cannot
-restore, so they start over.
+Resuming: TIGER and RPG (``CornacModel.resumes``) are checkpointed after every validation
+and a killed fit resumes to the uninterrupted curve (``CornacRecommender._train``); a
+finished fit stays checkpointed until the run's row is stored, so a run killed while
+ranking reuses it (``CornacRecommender._reuse_finished``). LETTER counts patience in local
+variables of Cornac's loop and selects by a loss, so it starts over.
 
 **Scoring.** :meth:`CornacRecommender.score` asks Cornac's public ``score(user, history)``
 for every case: scores over the whole catalogue, which our evaluator masks (seen items)
@@ -148,7 +151,7 @@ MODELS: dict[str, CornacModel] = {
     "RPG": CornacModel(
         {**TRAINING, "d_model": ("d_model",), "layers": ("n_layer",), "heads": ("n_head",), "d_ff": ("n_inner",),
          "digits": ("n_codebook",), "pca_dim": ("pca_dim",), "beams": ("n_beams",), "scoring": ("scoring",)},
-        "_validate", content=True, stops_itself=True, packages=("transformers", "faiss", "sklearn"),
+        "_validate", content=True, resumes=True, packages=("transformers", "faiss", "sklearn"),
         paper_recipe="RPG_CONFIG", scorings=("graph", "exact"), validation_scoring="exact"),
 }
 # Constructor keywords the bridge sets itself: the protocol (input cap, budget, selection
@@ -439,6 +442,7 @@ class CornacRecommender(Recommender):
         finally:
             bar.close()
         stopper.restore(model.model)
+        self._after_fit()
         reason = "patience" if stopper.flat >= p["patience"] else "epoch cap"
         # The same summary as the training engine's, for the boards' convergence columns.
         summary = {
@@ -474,7 +478,19 @@ class CornacRecommender(Recommender):
         model.model.load_state_dict(saved["model"])
         set_rng_states(saved["rng"])
         model.rng = saved["cornac_rng"]
+        self._after_fit()
         context.run.state.setdefault("training", {})[name] = summary
+
+    def _after_fit(self) -> None:
+        """What Cornac's fit does after its loop, done again on the weights validation chose
+        (a loop we ended by raising, or a finished fit reused, skipped it or did it on other
+        weights): RPG's item graph, which its graph decoding reads. The others need nothing."""
+        model = self.model
+        if self.name == "RPG":
+            model.model.eval()
+            model.adjacency = model.model.build_adjacency(model.total_items, model.graph_edges,
+                                                          model.graph_chunk_size)
+            model.model.to("cpu").eval()
 
     def score(self, batch: CaseBatch) -> np.ndarray:
         import torch
