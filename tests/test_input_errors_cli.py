@@ -276,26 +276,6 @@ def test_a_string_parameter_accepts_only_its_declared_options():
         Param("precision", str, "fp32", "precision", options=("fp32", "bf16"), choices=("fp32", "fp16"))
 
 
-@pytest.mark.parametrize(
-    ("param", "expected"),
-    [
-        # Checked inside the RQ-VAE's fit before options were declared: after the text encoder ran.
-        ("tokenizer.optimizer=adam", "tokenizer 'rqvae': parameter 'optimizer' is 'adam'; give adagrad or adamw "
-         "(did you mean adamw?)"),
-        ("recommender.schedule=linear", "recommender 'seq2seq': parameter 'schedule' is 'linear'; give cosine or "
-         "constant"),
-        ("recommender.device=gpu", "recommender 'seq2seq': parameter 'device' is 'gpu'; give auto, cpu or cuda"),
-        ("recommender.decoding=greedy", "parameter 'decoding' is 'greedy'; give constrained or unconstrained"),
-    ],
-    ids=["rqvae-optimizer", "schedule", "device", "decoding"],
-)
-def test_a_misspelt_option_fails_before_any_fitting(tmp_path, capsys, param, expected):
-    code = main(run_args(tmp_path, "--param", param, methods="pop,tiger"))
-    assert code == 2
-    assert expected in one_error_line(capsys)
-    assert stored_rows(tmp_path) == 0
-
-
 def test_every_option_parameter_lists_its_options_in_the_methods_table(capsys):
     assert main(["methods", "--params", "rpg"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith(
@@ -315,10 +295,19 @@ def test_every_option_parameter_lists_its_options_in_the_methods_table(capsys):
          "finite number"),
         ("recommender.beam_size=5", "recommender 'seq2seq': parameter 'beam_size' is 5, outside its allowed range "
          "(20 or more)"),
+        # Checked inside the RQ-VAE's fit before options were declared: after the text encoder ran.
+        ("tokenizer.optimizer=adam", "tokenizer 'rqvae': parameter 'optimizer' is 'adam'; give adagrad or adamw "
+         "(did you mean adamw?)"),
+        ("recommender.schedule=linear", "recommender 'seq2seq': parameter 'schedule' is 'linear'; give cosine or "
+         "constant"),
+        ("recommender.device=gpu", "recommender 'seq2seq': parameter 'device' is 'gpu'; give auto, cpu or cuda"),
+        ("recommender.decoding=greedy", "parameter 'decoding' is 'greedy'; give constrained or unconstrained"),
     ],
-    ids=["inf-learning-rate", "minus-inf-time-cap", "inf-tokenizer-weight", "beam-narrower-than-the-list"],
+    ids=["inf-learning-rate", "minus-inf-time-cap", "inf-tokenizer-weight", "beam-narrower-than-the-list",
+         "rqvae-optimizer", "schedule", "device", "decoding"],
 )
-def test_non_finite_floats_and_narrow_beams_fail_before_training(tmp_path, capsys, param, expected):
+def test_unusable_parameter_values_fail_before_training(tmp_path, capsys, param, expected):
+    # Non-finite floats, a beam narrower than the list and misspelt options.
     code = main(run_args(tmp_path, "--param", param, methods="pop,tiger"))
     assert code == 2
     assert expected in one_error_line(capsys)

@@ -19,7 +19,7 @@ embedding, e.g. 32 digits of 256 codes); here any ``codes`` identifiers work.
   over a graph linking each item to its ``graph_edges`` most similar items (the mean over
   digits of the cosine of their code embeddings), a beam of ``graph_beams`` items starts
   at random items and, ``graph_steps`` times, moves to the best-scored neighbours of the
-  beam; only the final beam is ranked (every other item scores ``-inf``). It approximates
+  beam; only the final beam is ranked (the lists hold the beam alone). It approximates
   the exact ranking, which it equals on a complete graph (a test); the ``beam_vs_exact``
   evaluator measures what it loses.
 
@@ -320,28 +320,27 @@ class RPGRecommender(Recommender):
         self.training = train(self.model, p, context, "train rpg", count, epoch_batches, loss_of,
                               lambda: context.validate(self, limit=p["valid_cases"] or None))
 
-    def _exact_scores(self, batch: CaseBatch) -> np.ndarray:
+    @torch.no_grad()
+    def _states(self, batch: CaseBatch) -> torch.Tensor:
+        """(B, width): the state after each case's history, the model in eval mode."""
         self.model.eval()
-        with torch.no_grad():
-            index = right_aligned([h[-self.length:] for h in batch.histories], self.length).to(self.device)
-            states = self.model.hidden(index)[:, -1]
-            return self.model.item_scores(states).cpu().numpy()
+        index = right_aligned([h[-self.length:] for h in batch.histories], self.length).to(self.device)
+        return self.model.hidden(index)[:, -1]
 
     def score(self, batch: CaseBatch) -> np.ndarray | None:
         """Every item's summed digit log-probabilities; ``None`` under ``scoring=graph``, whose
         lists come from :meth:`recommend`."""
         if self.params["scoring"] == "graph":
             return None
-        return self._exact_scores(batch)
+        with torch.no_grad():
+            return self.model.item_scores(self._states(batch)).cpu().numpy()
 
     @torch.no_grad()
     def recommend(self, batch: CaseBatch, k: int) -> np.ndarray:
         """The final beam of RPG's graph-constrained decoding, best first (``-1`` past the beam
         or where no item was left to fill a slot)."""
         p, model = self.params, self.model
-        model.eval()
-        index = right_aligned([h[-self.length:] for h in batch.histories], self.length).to(self.device)
-        states = model.hidden(index)[:, -1]
+        states = self._states(batch)
         n_items = len(model.codes)
         # The graph follows the weights: built again whenever training has changed them.
         version = (model.tables._version, model.tables.data_ptr())
