@@ -11,6 +11,7 @@ import torch
 
 from benchmark.components import FitContext, RunInfo, TrainingData
 from benchmark.errors import ParameterError
+from benchmark.nn.engine import release
 from benchmark.params import resolve
 from benchmark.runner import load_split
 from plugins.tokenizers.lamia import (
@@ -111,6 +112,26 @@ def test_codes_come_per_position_with_an_index_token_for_collisions(tmp_path):
     assert ids.info["gen_loss"]["last"] > 0 and "palette_mean_intra_cosine" in ids.info
     again = LamiaTokenizer(_params(epochs=1, codebook_size=16, palette_size=3, pca_dims=8), seed=0)
     assert np.array_equal(again.fit(data, _context(tmp_path)).codes, ids.codes)  # cached by content
+
+
+def test_a_palette_checkpoint_left_by_a_dead_run_goes_with_the_row_that_reads_its_cached_codes(tmp_path):
+    # The palette fit finishes and its codes are cached, then the process dies before the
+    # row is stored (its run state, the only record of the checkpoint, dies with it).
+    data = TrainingData.from_split(load_split("synthetic", "loo"))
+    params = _params(epochs=1, codebook_size=16, palette_size=3, pca_dims=8)
+    dead = _context(tmp_path)
+    first = LamiaTokenizer(params, seed=0).fit(data, dead)
+    (left,) = (tmp_path / "checkpoints").glob("*.pt")
+    assert torch.load(left, weights_only=False)["finished"]["epochs"] == 1
+    # The run made again reads the cached codes, trains nothing, and releases the file with its row.
+    again = _context(tmp_path)
+    assert np.array_equal(LamiaTokenizer(params, seed=0).fit(data, again).codes, first.codes)
+    assert again.run.state["checkpoints"] == [str(left)]
+    assert release(again.run) == 1 and not left.exists()
+    # Nothing left: nothing registered.
+    clean = _context(tmp_path)
+    LamiaTokenizer(params, seed=0).fit(data, clean)
+    assert clean.run.state.get("checkpoints", []) == []
 
 
 def test_pca_keeps_the_directions_of_largest_variance():

@@ -387,6 +387,19 @@ def adopt_finished(saved: dict[str, Any], context, name: str, path: Path, valida
     return {**summary, "seconds_before_resume": summary["seconds"]}
 
 
+def adopt_leftover(context, name: str) -> bool:
+    """Leave the checkpoint of the fit ``name`` to :func:`release` when the fit's result came
+    from a cache instead of the fit (a tokenizer whose codes an earlier process cached after
+    the fit finished there): that file, finished or not, is never read again, and without
+    this it would outlive the run's row. Returns whether there was one."""
+    path = str(checkpoint_path(context, name))
+    registered = context.run.state.setdefault("checkpoints", [])
+    if path in registered or not Path(path).exists():
+        return False
+    registered.append(path)
+    return True
+
+
 def release(run) -> int:
     """Delete the checkpoints the fits of ``run`` (a :class:`RunInfo`) left: call it once
     the run's row is stored, or when its fit is no longer wanted (a tuning trial). Returns

@@ -49,7 +49,7 @@ from benchmark.components import FitContext, ItemIdentifiers, TokenizerSpec, Tra
 from benchmark.errors import ParameterError, PluginError
 from benchmark.nn.causal_lm import base_model, causal_lm, load_tokenizer, special_ids
 from benchmark.nn.clustering import kmeans
-from benchmark.nn.engine import engine_param, pick_device, train
+from benchmark.nn.engine import adopt_leftover, engine_param, pick_device, train
 from benchmark.nn.model_paths import check_model_path
 from benchmark.nn.rqvae import cached_codes, code_identifiers
 from benchmark.nn.sequences import TRANSFORMER_PARAMS, batches
@@ -233,6 +233,8 @@ class LamiaTokenizer:
         key = [content_hash(data.catalog.item_text), self.params, self.seed]
         codes, info = cached_codes(context.cache_dir, "lamia", key, lambda: self._codes(data, context),
                                    rows=data.n_items)
+        # Codes cached by an earlier process whose run then died: its palette checkpoint goes with this row.
+        adopt_leftover(context, "lamia palette")
         return code_identifiers(codes, self.params["codebook_size"], info)
 
     def train(self, data: TrainingData, context: FitContext) -> tuple[Palette, dict[str, Any]]:
