@@ -371,7 +371,7 @@ def keep_finished(path: Path, context, name: str, state: dict[str, Any]) -> None
     weights, records, seconds and random states) as its finished checkpoint, deleted by
     :func:`release` once the run's row is stored."""
     save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "run": checkpoint_identity(context, name), **state})
-    context.run.state.setdefault("checkpoints", []).append(str(path))
+    leave_to_release(context, path)
 
 
 def adopt_finished(saved: dict[str, Any], context, name: str, path: Path, validating: bool = True) -> dict[str, Any]:
@@ -383,7 +383,7 @@ def adopt_finished(saved: dict[str, Any], context, name: str, path: Path, valida
     print(f"{name}: the fit finished in an earlier process (epoch {summary['epochs']}, stopped by "
           f"{summary['stop_reason']}); reusing its weights from {path}", file=sys.stderr, flush=True)
     replay(context, saved["records"] if validating else [])
-    context.run.state.setdefault("checkpoints", []).append(str(path))
+    leave_to_release(context, path)
     return {**summary, "seconds_before_resume": summary["seconds"]}
 
 
@@ -392,11 +392,17 @@ def adopt_leftover(context, name: str) -> bool:
     from a cache instead of the fit (a tokenizer whose codes an earlier process cached after
     the fit finished there): that file, finished or not, is never read again, and without
     this it would outlive the run's row. Returns whether there was one."""
-    path = str(checkpoint_path(context, name))
+    path = checkpoint_path(context, name)
+    return path.exists() and leave_to_release(context, path)
+
+
+def leave_to_release(context, path: Path) -> bool:
+    """Record ``path`` among the checkpoints :func:`release` deletes with the run of ``context``;
+    ``False`` where it is recorded already."""
     registered = context.run.state.setdefault("checkpoints", [])
-    if path in registered or not Path(path).exists():
+    if str(path) in registered:
         return False
-    registered.append(path)
+    registered.append(str(path))
     return True
 
 
