@@ -339,8 +339,13 @@ def cmd_compare(args: argparse.Namespace) -> None:
                                    args.profile)
     print(f"{args.dataset} {args.split}, profile {profile}: {args.metric} per test case, each method's seeds "
           "averaged; difference A - B with its 95% bootstrap interval and the two-sided paired bootstrap "
-          "p-value (1,000 resamples of the same cases)")
+          "p-value (1,000 resamples of the same cases); the seed-pair range is A - B for every pairing of one "
+          "seed of A with one seed of B")
     print(tabulate([c.row() for c in comparisons], headers=HEADER, disable_numparse=True))
+    spread = [c for c in comparisons if c.within_seed_spread]
+    if spread:
+        print(f"~ p < 0.05 over cases, but some pairing of single seeds reverses or erases the gap: within the "
+              f"seeds' spread ({', '.join(f'{c.a} vs {c.b}' for c in spread)}); more seeds would settle it")
 
 
 def cmd_keys(args: argparse.Namespace) -> None:

@@ -5,6 +5,11 @@ configuration, latest run per seed, runs of the board's split digest and profile
 then every pair is compared on the same test cases of one subset: the mean difference with
 its 95% percentile bootstrap interval and the two-sided paired bootstrap p-value, the
 test behind the boards' ``*`` / ``†`` marks (:mod:`benchmark.evaluation.statistics`).
+
+That test resamples cases, not seeds: it cannot see how far a method's own seeds fall
+apart. So each pair also reports the range of A - B over every pairing of one seed of A
+with one seed of B (:func:`seed_pair_gaps`); a gap with p < 0.05 whose seed-pair range
+straddles zero is within the seeds' spread, and the output says so under the table.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
+import numpy as np
+
 from benchmark.data.splits import POPULARITY_GROUPS
 from benchmark.errors import BenchmarkError
+from benchmark.evaluation.metrics import per_case
 from benchmark.evaluation.statistics import bootstrap_interval, paired_bootstrap_pvalue
 from benchmark.leaderboard import Entry, _entries, _masks, board_profile, current_digest, variant_suffix
 from benchmark.store import Store
@@ -44,14 +52,32 @@ class Comparison:
     p_value: float
     seeds_a: int
     seeds_b: int
+    seed_gaps: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def within_seed_spread(self) -> bool:
+        """Significant over cases, yet some pairing of single seeds reverses or erases the gap."""
+        low, high = self.seed_gaps
+        return self.p_value < 0.05 and low <= 0.0 <= high
 
     def row(self) -> list[str]:
         return [self.a, self.b, f"{self.subset} (n={self.cases})", f"{self.mean_a:.4f}", f"{self.mean_b:.4f}",
                 f"{self.difference:+.4f} [{self.interval[0]:+.4f}, {self.interval[1]:+.4f}]",
-                f"{self.p_value:.3f}", f"{self.seeds_a}/{self.seeds_b}"]
+                f"{self.p_value:.3f}", f"{self.seeds_a}/{self.seeds_b}",
+                f"[{self.seed_gaps[0]:+.4f}, {self.seed_gaps[1]:+.4f}]" + (" ~" if self.within_seed_spread else "")]
 
 
-HEADER = ["A", "B", "Subset", "A mean", "B mean", "A - B [95% CI]", "p", "Seeds A/B"]
+HEADER = ["A", "B", "Subset", "A mean", "B mean", "A - B [95% CI]", "p", "Seeds A/B", "Seed-pair A - B"]
+
+
+def seed_pair_gaps(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], metric: str,
+                   mask: np.ndarray) -> list[float]:
+    """``A - B`` on the cases of ``mask`` for every pairing of one run (seed) of A with one
+    run of B, sorted: its ends show whether the seed-averaged gap survives any single draw."""
+    def means(runs):
+        return [float(per_case(np.asarray(r["ranks"]))[metric][mask].mean()) for r in runs]
+
+    return sorted(a - b for a in means(runs_a) for b in means(runs_b))
 
 
 def _label(entry: Entry) -> str:
@@ -106,9 +132,10 @@ def compare(store: Store, dataset: str, split: str, methods: list[str], subset: 
         va, vb = ea.per_case[metric][mask], eb.per_case[metric][mask]
         difference = va - vb
         interval = bootstrap_interval(difference)
+        gaps = seed_pair_gaps(ea.runs, eb.runs, metric, mask)
         out.append(Comparison(a, b, subset, metric, int(mask.sum()), float(va.mean()), float(vb.mean()),
                               float(difference.mean()), interval, paired_bootstrap_pvalue(va, vb),
-                              len(ea.runs), len(eb.runs)))
+                              len(ea.runs), len(eb.runs), (gaps[0], gaps[-1])))
     return out, chosen
 
 
@@ -117,5 +144,6 @@ def subsets_help() -> str:
 
 
 def comparison_records(comparisons: list[Comparison]) -> list[dict[str, Any]]:
-    return [dict(c.__dict__, interval=list(c.interval)) for c in comparisons]
+    return [dict(c.__dict__, interval=list(c.interval), seed_gaps=list(c.seed_gaps),
+                 within_seed_spread=c.within_seed_spread) for c in comparisons]
 

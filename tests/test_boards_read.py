@@ -13,7 +13,7 @@ import pytest
 from conftest import one_error_line
 
 from benchmark.cli import main
-from benchmark.compare import CompareError, compare
+from benchmark.compare import CompareError, Comparison, compare, seed_pair_gaps
 from benchmark.evaluation.metrics import per_case
 from benchmark.evaluation.statistics import bootstrap_interval, paired_bootstrap_pvalue
 from benchmark.leaderboard import NOT_CONVERGED, headline_subsets, main_subset
@@ -175,10 +175,53 @@ def test_compare_is_the_paired_bootstrap_of_seed_averaged_cases(boards, capsys):
     assert first.mean_a == pytest.approx(sasrec[cold].mean()) and first.mean_b == pytest.approx(pop[cold].mean())
     assert first.p_value == pytest.approx(paired_bootstrap_pvalue(sasrec[cold], pop[cold]))
     assert first.interval == pytest.approx(bootstrap_interval(sasrec[cold] - pop[cold]))
+    pop_seeds = [per_case(np.asarray(r["ranks"]))["ndcg@10"][cold].mean()
+                 for r in store.rows(dataset="synthetic", split="cold-items") if r["method"] == "pop"]
+    assert len(pop_seeds) == 2
+    low, high = sasrec[cold].mean() - max(pop_seeds), sasrec[cold].mean() - min(pop_seeds)
+    assert first.seed_gaps == pytest.approx((low, high))
     assert main(["compare", "sasrec-ce", "pop", "--dataset", "synthetic", "--split", "cold-items",
                  "--subset", "cold", "--store", url, "--leaderboards", str(boards[0])]) == 0
     out = capsys.readouterr().out
     assert "profile tiny" in out and f"{first.p_value:.3f}" in out and f"{first.difference:+.4f}" in out
+
+
+def _run(ranks: list[int]) -> dict:
+    return {"ranks": ranks}
+
+
+def test_seed_pair_gaps_pair_every_seed_of_a_with_every_seed_of_b_on_the_subset():
+    # ndcg@10 per case is 1 at rank 0 and 0 outside the top-20 (rank -1)
+    a = [_run([0, 0, -1, -1]), _run([-1, -1, -1, -1])]   # seed means 0.5 and 0.0
+    b = [_run([0, -1, -1, -1])]                          # 0.25
+    everything = np.ones(4, bool)
+    assert seed_pair_gaps(a, b, "ndcg@10", everything) == pytest.approx([-0.25, 0.25])
+    assert seed_pair_gaps(b, a, "ndcg@10", everything) == pytest.approx([-0.25, 0.25])
+    first_two = np.array([True, True, False, False])  # A's seeds 1.0 and 0.0, B 0.5
+    assert seed_pair_gaps(a, b, "ndcg@10", first_two) == pytest.approx([-0.5, 0.5])
+    assert seed_pair_gaps(a[:1], b, "ndcg@10", ~first_two) == pytest.approx([0.0])
+
+
+def _comparison(p_value: float, gaps: tuple[float, float], a: str = "a") -> Comparison:
+    return Comparison(a, "b", "all", "ndcg@10", 100, 0.3, 0.2, 0.1, (0.05, 0.15), p_value, 2, 2, gaps)
+
+
+def test_a_significant_gap_that_a_single_seed_pairing_erases_is_flagged_within_the_seed_spread(boards, capsys,
+                                                                                             monkeypatch):
+    assert _comparison(0.01, (-0.02, 0.2)).within_seed_spread
+    assert not _comparison(0.01, (0.02, 0.2)).within_seed_spread     # every pairing keeps the sign
+    assert not _comparison(0.30, (-0.02, 0.2)).within_seed_spread    # not significant to begin with
+    assert _comparison(0.01, (-0.02, 0.2)).row()[-1] == "[-0.0200, +0.2000] ~"
+    import benchmark.compare
+
+    monkeypatch.setattr(benchmark.compare, "compare", lambda *args: ([
+        _comparison(0.01, (-0.02, 0.2)), _comparison(0.01, (0.02, 0.2), a="c")], "tiny"))
+    assert main(["compare", "a", "b", "--dataset", "synthetic", "--store", boards[1],
+                 "--leaderboards", str(boards[0])]) == 0
+    out = capsys.readouterr().out
+    assert "Seed-pair A - B" in out
+    assert out.strip().splitlines()[-1].startswith("~ p < 0.05 over cases, but some pairing of single seeds")
+    assert "(a vs b)" in out and "c vs b" not in out  # only the flagged pair is named
 
 
 @pytest.mark.parametrize("args, message", [
