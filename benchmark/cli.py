@@ -330,6 +330,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from benchmark.archive import import_archive
     from benchmark.compare import HEADER, compare
+    from benchmark.leaderboard import SIGNIFICANCE
 
     boards = board_dir(args)
     archived = any((boards / "results").glob("*.jsonl.gz"))
@@ -344,8 +345,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(tabulate([c.row() for c in comparisons], headers=HEADER, disable_numparse=True))
     spread = [c for c in comparisons if c.within_seed_spread]
     if spread:
-        print(f"~ p < 0.05 over cases, but some pairing of single seeds reverses or erases the gap: within the "
-              f"seeds' spread ({', '.join(f'{c.a} vs {c.b}' for c in spread)}); more seeds would settle it")
+        print(f"~ p < {SIGNIFICANCE} over cases, but some pairing of single seeds reverses or erases the gap: "
+              f"within the seeds' spread ({', '.join(f'{c.a} vs {c.b}' for c in spread)}); more seeds would settle it")
 
 
 def cmd_keys(args: argparse.Namespace) -> None:

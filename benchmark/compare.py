@@ -24,7 +24,7 @@ from benchmark.data.splits import POPULARITY_GROUPS
 from benchmark.errors import BenchmarkError
 from benchmark.evaluation.metrics import per_case
 from benchmark.evaluation.statistics import bootstrap_interval, paired_bootstrap_pvalue
-from benchmark.leaderboard import Entry, _entries, _masks, board_profile, current_digest, variant_suffix
+from benchmark.leaderboard import SIGNIFICANCE, Entry, _entries, _masks, board_profile, current_digest, variant_suffix
 from benchmark.store import Store
 
 TUNED = "@tuned"
@@ -52,13 +52,13 @@ class Comparison:
     p_value: float
     seeds_a: int
     seeds_b: int
-    seed_gaps: tuple[float, float] = (float("nan"), float("nan"))
+    seed_gaps: tuple[float, float]
 
     @property
     def within_seed_spread(self) -> bool:
         """Significant over cases, yet some pairing of single seeds reverses or erases the gap."""
         low, high = self.seed_gaps
-        return self.p_value < 0.05 and low <= 0.0 <= high
+        return self.p_value < SIGNIFICANCE and low <= 0.0 <= high
 
     def row(self) -> list[str]:
         return [self.a, self.b, f"{self.subset} (n={self.cases})", f"{self.mean_a:.4f}", f"{self.mean_b:.4f}",
@@ -70,14 +70,15 @@ class Comparison:
 HEADER = ["A", "B", "Subset", "A mean", "B mean", "A - B [95% CI]", "p", "Seeds A/B", "Seed-pair A - B"]
 
 
-def seed_pair_gaps(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], metric: str,
-                   mask: np.ndarray) -> list[float]:
-    """``A - B`` on the cases of ``mask`` for every pairing of one run (seed) of A with one
-    run of B, sorted: its ends show whether the seed-averaged gap survives any single draw."""
-    def means(runs):
-        return [float(per_case(np.asarray(r["ranks"]))[metric][mask].mean()) for r in runs]
+def seed_means(runs: list[dict[str, Any]], metric: str, mask: np.ndarray) -> list[float]:
+    """Each run's (seed's) mean of ``metric`` over the cases of ``mask``."""
+    return [float(per_case(np.asarray(r["ranks"]))[metric][mask].mean()) for r in runs]
 
-    return sorted(a - b for a in means(runs_a) for b in means(runs_b))
+
+def seed_pair_gaps(means_a: list[float], means_b: list[float]) -> list[float]:
+    """``A - B`` for every pairing of one seed's mean of A with one of B (:func:`seed_means`),
+    sorted: its ends show whether the seed-averaged gap survives any single draw."""
+    return sorted(a - b for a in means_a for b in means_b)
 
 
 def _label(entry: Entry) -> str:
@@ -126,13 +127,14 @@ def compare(store: Store, dataset: str, split: str, methods: list[str], subset: 
     if not mask.any():
         raise CompareError(f"--subset {subset!r}: the {dataset} {split} board has no {subset} test case; "
                            f"subsets with cases: {', '.join(s for s, m in masks.items() if m.any())}")
+    means = {m: seed_means(by_label[m].runs, metric, mask) for m in methods}  # once per method, not per pair
     out = []
     for a, b in combinations(methods, 2):
         ea, eb = by_label[a], by_label[b]
         va, vb = ea.per_case[metric][mask], eb.per_case[metric][mask]
         difference = va - vb
         interval = bootstrap_interval(difference)
-        gaps = seed_pair_gaps(ea.runs, eb.runs, metric, mask)
+        gaps = seed_pair_gaps(means[a], means[b])
         out.append(Comparison(a, b, subset, metric, int(mask.sum()), float(va.mean()), float(vb.mean()),
                               float(difference.mean()), interval, paired_bootstrap_pvalue(va, vb),
                               len(ea.runs), len(eb.runs), (gaps[0], gaps[-1])))

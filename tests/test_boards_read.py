@@ -13,7 +13,7 @@ import pytest
 from conftest import one_error_line
 
 from benchmark.cli import main
-from benchmark.compare import CompareError, Comparison, compare, seed_pair_gaps
+from benchmark.compare import CompareError, Comparison, compare, seed_means, seed_pair_gaps
 from benchmark.evaluation.metrics import per_case
 from benchmark.evaluation.statistics import bootstrap_interval, paired_bootstrap_pvalue
 from benchmark.leaderboard import NOT_CONVERGED, headline_subsets, main_subset
@@ -194,12 +194,15 @@ def test_seed_pair_gaps_pair_every_seed_of_a_with_every_seed_of_b_on_the_subset(
     # ndcg@10 per case is 1 at rank 0 and 0 outside the top-20 (rank -1)
     a = [_run([0, 0, -1, -1]), _run([-1, -1, -1, -1])]   # seed means 0.5 and 0.0
     b = [_run([0, -1, -1, -1])]                          # 0.25
+    def gaps(runs_a, runs_b, mask):
+        return seed_pair_gaps(seed_means(runs_a, "ndcg@10", mask), seed_means(runs_b, "ndcg@10", mask))
+
     everything = np.ones(4, bool)
-    assert seed_pair_gaps(a, b, "ndcg@10", everything) == pytest.approx([-0.25, 0.25])
-    assert seed_pair_gaps(b, a, "ndcg@10", everything) == pytest.approx([-0.25, 0.25])
+    assert gaps(a, b, everything) == pytest.approx([-0.25, 0.25])
+    assert gaps(b, a, everything) == pytest.approx([-0.25, 0.25])
     first_two = np.array([True, True, False, False])  # A's seeds 1.0 and 0.0, B 0.5
-    assert seed_pair_gaps(a, b, "ndcg@10", first_two) == pytest.approx([-0.5, 0.5])
-    assert seed_pair_gaps(a[:1], b, "ndcg@10", ~first_two) == pytest.approx([0.0])
+    assert gaps(a, b, first_two) == pytest.approx([-0.5, 0.5])
+    assert gaps(a[:1], b, ~first_two) == pytest.approx([0.0])
 
 
 def _comparison(p_value: float, gaps: tuple[float, float], a: str = "a") -> Comparison:
