@@ -22,7 +22,6 @@ import numpy as np
 
 from benchmark.data.splits import POPULARITY_GROUPS
 from benchmark.errors import BenchmarkError
-from benchmark.evaluation.metrics import per_case
 from benchmark.evaluation.statistics import bootstrap_interval, paired_bootstrap_pvalue
 from benchmark.leaderboard import SIGNIFICANCE, Entry, _entries, _masks, board_profile, current_digest, variant_suffix
 from benchmark.store import Store
@@ -70,9 +69,10 @@ class Comparison:
 HEADER = ["A", "B", "Subset", "A mean", "B mean", "A - B [95% CI]", "p", "Seeds A/B", "Seed-pair A - B"]
 
 
-def seed_means(runs: list[dict[str, Any]], metric: str, mask: np.ndarray) -> list[float]:
-    """Each run's (seed's) mean of ``metric`` over the cases of ``mask``."""
-    return [float(per_case(np.asarray(r["ranks"]))[metric][mask].mean()) for r in runs]
+def seed_means(run_cases: list[dict[str, np.ndarray]], metric: str, mask: np.ndarray) -> list[float]:
+    """Each run's (seed's) mean of ``metric`` over the cases of ``mask``, from its per-case
+    values (``Entry.run_cases``)."""
+    return [float(cases[metric][mask].mean()) for cases in run_cases]
 
 
 def seed_pair_gaps(means_a: list[float], means_b: list[float]) -> list[float]:
@@ -127,7 +127,7 @@ def compare(store: Store, dataset: str, split: str, methods: list[str], subset: 
     if not mask.any():
         raise CompareError(f"--subset {subset!r}: the {dataset} {split} board has no {subset} test case; "
                            f"subsets with cases: {', '.join(s for s, m in masks.items() if m.any())}")
-    means = {m: seed_means(by_label[m].runs, metric, mask) for m in methods}  # once per method, not per pair
+    means = {m: seed_means(by_label[m].run_cases, metric, mask) for m in methods}  # once per method, not per pair
     out = []
     for a, b in combinations(methods, 2):
         ea, eb = by_label[a], by_label[b]

@@ -93,7 +93,8 @@ class Entry:
     """One leaderboard row: a method configuration and its runs over seeds."""
 
     runs: list[dict[str, Any]]
-    per_case: dict[str, np.ndarray] = field(default_factory=dict)
+    per_case: dict[str, np.ndarray] = field(default_factory=dict)  # averaged over the runs
+    run_cases: list[dict[str, np.ndarray]] = field(default_factory=list)  # each run's, in ``runs`` order
 
     @property
     def first(self) -> dict[str, Any]:
@@ -185,7 +186,7 @@ def _entries(rows: list[dict[str, Any]]) -> tuple[list[Entry], list[tuple[dict[s
     for group in latest.values():
         group.sort(key=lambda r: r["seed"])
         stacked = [per_case(np.asarray(r["ranks"])) for r in group]
-        entry = Entry(group, {m: np.mean([s[m] for s in stacked], axis=0) for m in stacked[0]})
+        entry = Entry(group, {m: np.mean([s[m] for s in stacked], axis=0) for m in stacked[0]}, stacked)
         entries.append(entry)
     return entries, left_out
 

@@ -195,7 +195,9 @@ def test_seed_pair_gaps_pair_every_seed_of_a_with_every_seed_of_b_on_the_subset(
     a = [_run([0, 0, -1, -1]), _run([-1, -1, -1, -1])]   # seed means 0.5 and 0.0
     b = [_run([0, -1, -1, -1])]                          # 0.25
     def gaps(runs_a, runs_b, mask):
-        return seed_pair_gaps(seed_means(runs_a, "ndcg@10", mask), seed_means(runs_b, "ndcg@10", mask))
+        def means(runs):
+            return seed_means([per_case(np.asarray(r["ranks"])) for r in runs], "ndcg@10", mask)
+        return seed_pair_gaps(means(runs_a), means(runs_b))
 
     everything = np.ones(4, bool)
     assert gaps(a, b, everything) == pytest.approx([-0.25, 0.25])
