@@ -29,6 +29,7 @@ from benchmark.evaluation.statistics import (
     paired_bootstrap_pvalue,
 )
 from benchmark.html_board import write_html
+from benchmark.methods import comparable_params
 from benchmark.plugins import get_methods, method_family
 from benchmark.store import Store
 
@@ -168,7 +169,7 @@ def _entries(rows: list[dict[str, Any]]) -> tuple[list[Entry], list[tuple[dict[s
     left_out: list[tuple[dict[str, Any], str]] = []
     for row in rows:
         key = (row["method"], variant(row), row["profile"], row["exclude_seen"], row["tuned_trials"],
-               json.dumps(row["params"], sort_keys=True))
+               json.dumps(comparable_params(row["method"], row["params"]), sort_keys=True))
         # A re-run of a seed (e.g. after a plugin's code changed) replaces the older one.
         replaced = [r for r in groups[key] if r["seed"] == row["seed"]]
         left_out += [(r, "replaced by a later run of the same seed") for r in replaced]

@@ -11,6 +11,7 @@ from typing import Any
 
 from benchmark import plugins
 from benchmark.components import MethodSpec, RecommenderSpec, TokenizerSpec, flatten, split_dotted
+from benchmark.errors import PluginError
 from benchmark.params import key_values, profile_chain, resolve
 
 
@@ -79,3 +80,21 @@ def declared_params(name: str) -> set[str]:
     return {f"tokenizer.{p.name}" for p in tokenizer.params} | {
         f"recommender.{p.name}" for p in recommender.params
     }
+
+
+def comparable_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A stored run's ``params`` without the ``unkeyed_default`` parameters left at their
+    declared default, as a run key leaves them out: a parameter added to a plugin later, whose
+    default keeps what the code did before, then does not make the runs stored before it a
+    different configuration from those stored after. ``params`` unchanged for a method not
+    registered here (a plugin not loaded)."""
+    try:
+        spec, _ = plugins.get_method(name)
+        tokenizer = plugins.get_tokenizers()[spec.tokenizer]
+        recommender = plugins.get_recommenders()[spec.recommender]
+    except (PluginError, KeyError):
+        return dict(params)
+    declared = {f"tokenizer.{p.name}": p for p in tokenizer.params} | {
+        f"recommender.{p.name}": p for p in recommender.params}
+    return {key: value for key, value in params.items()
+            if not (key in declared and declared[key].unkeyed_default and value == declared[key].default)}

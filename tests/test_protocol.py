@@ -177,6 +177,32 @@ def test_board_lists_runs_of_an_older_protocol_instead_of_dropping_them(tmp_path
     assert "re-run: `genrec-bench run --dataset synthetic --split loo --methods sasrec-ce --seeds 0`" in left
 
 
+def test_a_parameter_added_later_at_its_default_keeps_a_methods_seeds_in_one_row():
+    """A run stored before a plugin declared an ``unkeyed_default`` parameter and a run stored
+    after it, at its default, are one configuration (their run keys agree); a value other
+    than the default is another configuration, and the older one leaves the board."""
+    from benchmark.leaderboard import _entries
+    from benchmark.methods import comparable_params, resolve_method
+
+    params = resolve_method("rpg", "tiny").params
+    assert params["recommender.windows"] == "disjoint"  # declared with unkeyed_default
+    before = {k: v for k, v in params.items() if k != "recommender.windows"}
+
+    def row(seed, stored, created):
+        return {"method": "rpg", "info": {}, "profile": "tiny", "exclude_seen": True, "tuned_trials": 0,
+                "params": stored, "seed": seed, "created_at": created, "ranks": np.array([0, 3, -1])}
+
+    assert comparable_params("rpg", params) == comparable_params("rpg", before)
+    entries, left = _entries([row(0, before, "2026-12-01"), row(1, params, "2026-12-02")])
+    assert [[r["seed"] for r in e.runs] for e in entries] == [[0, 1]] and left == []
+    sliding = {**params, "recommender.windows": "sliding"}
+    entries, left = _entries([row(0, before, "2026-12-01"), row(1, sliding, "2026-12-02")])
+    assert [[r["seed"] for r in e.runs] for e in entries] == [[1]]
+    assert [(r["seed"], why) for r, why in left] == [(0, "an older configuration of the method")]
+    # A method no plugin registers here keeps its stored parameters as they are.
+    assert comparable_params("not-registered", before) == before
+
+
 def test_a_scratch_store_never_rewrites_the_committed_boards(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "leaderboards").mkdir()
