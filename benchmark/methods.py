@@ -72,11 +72,15 @@ def resolve_method(name: str, profile: str, overrides: dict[str, Any] | None = N
     return resolved
 
 
+def _specs(name: str) -> tuple[TokenizerSpec, RecommenderSpec]:
+    """The tokenizer and recommender specs of method ``name``."""
+    spec, _ = plugins.get_method(name)
+    return plugins.get_tokenizers()[spec.tokenizer], plugins.get_recommenders()[spec.recommender]
+
+
 def declared_params(name: str) -> set[str]:
     """Dotted names of every parameter the method's tokenizer and recommender declare."""
-    spec, _ = plugins.get_method(name)
-    tokenizer = plugins.get_tokenizers()[spec.tokenizer]
-    recommender = plugins.get_recommenders()[spec.recommender]
+    tokenizer, recommender = _specs(name)
     return {f"tokenizer.{p.name}" for p in tokenizer.params} | {
         f"recommender.{p.name}" for p in recommender.params
     }
@@ -89,12 +93,8 @@ def comparable_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     different configuration from those stored after. ``params`` unchanged for a method not
     registered here (a plugin not loaded)."""
     try:
-        spec, _ = plugins.get_method(name)
-        tokenizer = plugins.get_tokenizers()[spec.tokenizer]
-        recommender = plugins.get_recommenders()[spec.recommender]
+        tokenizer, recommender = _specs(name)
     except (PluginError, KeyError):
         return dict(params)
-    declared = {f"tokenizer.{p.name}": p for p in tokenizer.params} | {
-        f"recommender.{p.name}": p for p in recommender.params}
-    return {key: value for key, value in params.items()
-            if not (key in declared and declared[key].unkeyed_default and value == declared[key].default)}
+    tokenizer_values, recommender_values = split_dotted(params, f"stored run of {name!r}")
+    return flatten(key_values(tokenizer.params, tokenizer_values), key_values(recommender.params, recommender_values))
